@@ -1,0 +1,3 @@
+from mlwizard.cli import main
+
+main()

@@ -1,0 +1,249 @@
+"""The `mlwizard` command. Each command imports the core (and anything heavy) when it runs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlwizard import __version__
+from mlwizard.cli.output import (
+    errors_to_exit_codes,
+    out,
+    print_json,
+    progress_printer,
+    report_failure,
+)
+
+app = typer.Typer(
+    name="mlwizard",
+    help="From a table of data and a question to a validated, served, monitored model.",
+    invoke_without_command=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+    add_completion=False,
+)
+
+
+class Phase(StrEnum):
+    discovery = "discovery"
+    data = "data"
+    model = "model"
+    deploy = "deploy"
+    operations = "operations"
+    all = "all"
+
+
+ProjectOption = Annotated[
+    Path,
+    typer.Option(
+        "--project", "-p", help="The project folder.", envvar="MLWIZARD_PROJECT", file_okay=False
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"mlwizard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """With no command, opens the interactive TUI on the current folder."""
+    if ctx.invoked_subcommand is None:
+        from mlwizard.tui import run_tui
+
+        raise typer.Exit(run_tui(Path.cwd()))
+
+
+@app.command()
+def new(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    data: Annotated[Path | None, typer.Option(help="A CSV or Parquet file to copy in.")] = None,
+    target: Annotated[str, typer.Option(help="The column to predict.")] = "",
+    force: Annotated[bool, typer.Option(help="Scaffold into a non-empty folder.")] = False,
+) -> None:
+    """Scaffold a project: a documented mlwizard.toml, a README, a .gitignore, folders."""
+    from mlwizard.core.scaffold import create_project
+
+    with errors_to_exit_codes():
+        project = create_project(directory, data=data, target=target, force=force)
+    out.print(f"Created project in {project}")
+    if not target:
+        out.print("Next: set [data] target in mlwizard.toml, then `mlwizard run --phase all`.")
+    else:
+        out.print(f"Next: cd {project} && mlwizard run --phase all")
+
+
+@app.command()
+def run(
+    phase: Annotated[Phase, typer.Option(help="The phase to run; `all` runs what is needed.")],
+    project: ProjectOption = Path("."),
+    data: Annotated[Path | None, typer.Option(help="Set the data file (CSV or Parquet).")] = None,
+    target: Annotated[str | None, typer.Option(help="Set the column to predict.")] = None,
+    time_budget: Annotated[
+        float | None, typer.Option(min=1, help="Seconds for the model phase (overrides config).")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout; progress on stderr.")
+    ] = False,
+) -> None:
+    """Run phases headless, skipping those whose inputs have not changed."""
+    from mlwizard.core import pipeline
+    from mlwizard.core.workspace import Workspace
+
+    with errors_to_exit_codes():
+        workspace = Workspace(project)
+        _apply_data_options(workspace, data, target)
+        report = pipeline.run(
+            workspace,
+            pipeline.resolve_phases(phase.value),
+            time_budget=time_budget,
+            emit=progress_printer(),
+        )
+    if json_output:
+        print_json(report.to_json())
+    if report.error is not None:
+        report_failure(report.error)
+    elif not json_output:
+        _print_summary(report)
+    raise typer.Exit(report.exit_code)
+
+
+def _apply_data_options(workspace, data: Path | None, target: str | None) -> None:
+    """`--data/--target` create the config on a first run, or update it."""
+    from mlwizard.core.config import update_config_file
+    from mlwizard.core.errors import BadInputError
+
+    if data is not None and not data.is_file():
+        raise BadInputError(f"{data}: file not found")
+    source = None if data is None else _relative_source(workspace.root, data)
+    if not workspace.exists():
+        if source is None or not target:
+            raise BadInputError(
+                f"{workspace.root}: no mlwizard.toml here; pass --data PATH --target COLUMN "
+                "or run `mlwizard new DIR` first"
+            )
+        from mlwizard.core.scaffold import write_config
+
+        workspace.root.mkdir(parents=True, exist_ok=True)
+        write_config(workspace.root, source, target)
+        return
+    updates = {k: v for k, v in {"source": source, "target": target}.items() if v is not None}
+    if updates:
+        update_config_file(workspace.config_path, {"data": updates})
+
+
+def _relative_source(root: Path, data: Path) -> str:
+    data = data.resolve()
+    try:
+        return str(data.relative_to(root.resolve()))
+    except ValueError:
+        return str(data)
+
+
+def _print_summary(report) -> None:
+    for name, outcome in report.phases.items():
+        artifacts = ", ".join(f"{k}: {v}" for k, v in list(outcome.artifacts.items())[:3])
+        out.print(f"[bold]{name:<10}[/] {outcome.status:<8} {artifacts}", soft_wrap=True)
+
+
+@app.command()
+def status(project: ProjectOption = Path(".")) -> None:
+    """Show each phase's checkpoint: done, stale, pending or failed, and why."""
+    from rich.table import Table
+
+    from mlwizard.core.pipeline import project_status
+    from mlwizard.core.workspace import Workspace
+
+    with errors_to_exit_codes():
+        states = project_status(Workspace(project))
+    colours = {"done": "green", "stale": "yellow", "failed": "red", "pending": "dim"}
+    table = Table(title=f"mlwizard project {Path(project).resolve()}")
+    for column in ("phase", "status", "why", "finished", "took"):
+        table.add_column(column)
+    for state in states:
+        cp = state.checkpoint
+        table.add_row(
+            state.phase,
+            f"[{colours[state.status]}]{state.status}[/]",
+            state.reason,
+            cp.finished_at if cp else "",
+            f"{cp.duration_s:.1f}s" if cp else "",
+        )
+    out.print(table)
+
+
+@app.command()
+def predict(
+    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV or Parquet to score.")],
+    project: ProjectOption = Path("."),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write (.csv or .parquet).")
+    ] = None,
+) -> None:
+    """Batch predictions with the exported ONNX model (the same code the service runs)."""
+    from mlwizard.core.predict import predict_file
+    from mlwizard.core.workspace import Workspace
+
+    with errors_to_exit_codes():
+        written = predict_file(Workspace(project), input_file, output)
+    out.print(f"Wrote predictions to {written}")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path(
+        "mlwizard-demo"
+    ),
+    force: Annotated[bool, typer.Option(help="Reuse a non-empty folder.")] = False,
+    time_budget: Annotated[float, typer.Option(min=1, help="Seconds for the model phase.")] = 120,
+) -> None:
+    """Scaffold a project on the bundled penguins data and run every phase."""
+    from importlib import resources
+
+    from mlwizard.core import pipeline
+    from mlwizard.core.scaffold import create_project
+    from mlwizard.core.workspace import Workspace
+
+    with errors_to_exit_codes():
+        with resources.as_file(resources.files("mlwizard.datasets") / "penguins.csv") as data:
+            project = create_project(directory, data=data, target="species", force=force)
+        workspace = Workspace(project)
+        report = pipeline.run(
+            workspace, pipeline.PHASE_NAMES, time_budget=time_budget, emit=progress_printer()
+        )
+    if report.error is not None:
+        report_failure(report.error)
+        raise typer.Exit(report.exit_code)
+    model = report.phases["model"].metrics
+    deploy = report.phases["deploy"]
+    service = deploy.artifacts["service"]
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in model["test"].items())
+    out.print(f"\n[bold]Demo project:[/] {project}")
+    out.print(f"Best model: [bold]{model['best_model']}[/] — test {scores}")
+    out.print(f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}")
+    out.print(f"Artifacts: {project / 'artifacts'}")
+    out.print(f"Status:    mlwizard status --project {project}")
+    out.print(f"Serve it:  cd {service} && uvicorn app:app --port 8000")
+    out.print(f"Container: docker build -t {project.name} {service}")
+
+
+@app.command()
+def tui(project: ProjectOption = Path(".")) -> None:
+    """Open the interactive TUI on a project."""
+    from mlwizard.tui import run_tui
+
+    raise typer.Exit(run_tui(project.resolve()))
+
+
+def main() -> None:
+    app()

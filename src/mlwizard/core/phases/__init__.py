@@ -1,0 +1,1 @@
+"""The five phases. Each module exposes `run(context) -> PhaseResult`."""

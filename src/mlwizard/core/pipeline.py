@@ -1,0 +1,341 @@
+"""Phases, their dependencies, and the runner that keeps checkpoints honest.
+
+A phase is up to date when its last checkpoint is `done` and was made from the same inputs that
+it would read now: the hashes of the config sections it reads, of external inputs (the data file),
+and the fingerprints of the upstream checkpoints. Anything else is `pending`, `stale` or `failed`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from mlwizard.core import events as ev
+from mlwizard.core.config import Config
+from mlwizard.core.errors import (
+    CancelledError,
+    InternalError,
+    MlwizardError,
+    QualityGateError,
+    UpstreamNotReadyError,
+)
+from mlwizard.core.hashing import hash_value
+from mlwizard.core.workspace import Checkpoint, Workspace
+
+PhaseStatus = Literal["pending", "done", "stale", "failed"]
+
+
+@dataclass
+class PhaseContext:
+    """What a phase function receives. Phases find inputs and place outputs through it."""
+
+    phase: str
+    workspace: Workspace
+    config: Config
+    upstream: dict[str, Checkpoint]
+    time_budget: float | None = None
+    emit: ev.EventSink = ev.ignore
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def artifact(self, name: str) -> Path:
+        """Where this phase writes its artifact `name` (write it atomically)."""
+        path = self.workspace.artifact_dir(self.phase) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def upstream_artifact(self, phase: str, name: str) -> Path:
+        return self.workspace.resolve(self.upstream[phase].outputs[name])
+
+    def message(self, text: str, **data: Any) -> None:
+        self.emit(ev.Event(self.phase, "message", text, data))
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise CancelledError(f"phase {self.phase} cancelled")
+
+
+@dataclass
+class PhaseResult:
+    metrics: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Path] = field(default_factory=dict)
+    gate_failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    name: str
+    module: str  # imported only when the phase runs: status checks stay light
+    upstream: tuple[str, ...]
+    config_sections: tuple[str, ...]
+    reads_source: bool = False
+
+    def load(self) -> Callable[[PhaseContext], PhaseResult]:
+        return importlib.import_module(self.module).run
+
+
+PHASES: tuple[PhaseSpec, ...] = (
+    PhaseSpec("discovery", "mlwizard.core.phases.discovery", (), ("data", "discovery"), True),
+    PhaseSpec(
+        "data", "mlwizard.core.phases.data", ("discovery",), ("project", "data", "split"), True
+    ),
+    PhaseSpec("model", "mlwizard.core.phases.model", ("discovery", "data"), ("project", "model")),
+    PhaseSpec("deploy", "mlwizard.core.phases.deploy", ("discovery", "data", "model"), ("deploy",)),
+    PhaseSpec("operations", "mlwizard.core.phases.operations", ("data", "model"), ()),
+)
+PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
+_SPECS = {p.name: p for p in PHASES}
+
+VERSIONED_PACKAGES = (
+    "mlwizard",
+    "duckdb",
+    "polars",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "catboost",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
+)
+
+
+@dataclass
+class PhaseState:
+    phase: str
+    status: PhaseStatus
+    reason: str
+    checkpoint: Checkpoint | None
+
+
+@dataclass
+class PhaseOutcome:
+    status: Literal["done", "skipped", "failed"]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    project: Path
+    phases: dict[str, PhaseOutcome] = field(default_factory=dict)
+    error: MlwizardError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.error.exit_code if self.error else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": str(self.project),
+            "phases": {
+                name: {
+                    "status": o.status,
+                    "metrics": o.metrics,
+                    "artifacts": o.artifacts,
+                    **({"error": o.error} if o.error else {}),
+                }
+                for name, o in self.phases.items()
+            },
+        }
+
+
+def spec(phase: str) -> PhaseSpec:
+    return _SPECS[phase]
+
+
+def current_inputs(ws: Workspace, config: Config, phase: str) -> tuple[dict[str, str], list[str]]:
+    """The input hashes `phase` would run on now, and the upstream phases not up to date."""
+    s = _SPECS[phase]
+    inputs = {
+        f"config.{name}": hash_value(config.section_hash_input(name)) for name in s.config_sections
+    }
+    if s.reads_source:
+        source = ws.source_path(config)
+        inputs["source"] = ws.file_hash(source) if source.is_file() else "missing"
+    not_ready = []
+    for up in s.upstream:
+        state = phase_state(ws, config, up)
+        if state.status != "done":
+            not_ready.append(up)
+        else:
+            assert state.checkpoint is not None
+            inputs[f"upstream.{up}"] = state.checkpoint.fingerprint
+    return inputs, not_ready
+
+
+def phase_state(ws: Workspace, config: Config, phase: str) -> PhaseState:
+    checkpoint = ws.read_checkpoint(phase)
+    if checkpoint is None:
+        return PhaseState(phase, "pending", "not run yet", None)
+    if checkpoint.status == "failed":
+        return PhaseState(phase, "failed", checkpoint.error or "failed", checkpoint)
+    inputs, not_ready = current_inputs(ws, config, phase)
+    if not_ready:
+        return PhaseState(
+            phase, "stale", f"upstream {', '.join(not_ready)} not up to date", checkpoint
+        )
+    changed = sorted(
+        k
+        for k in inputs.keys() | checkpoint.inputs.keys()
+        if inputs.get(k) != checkpoint.inputs.get(k)
+    )
+    if changed:
+        return PhaseState(phase, "stale", "changed: " + ", ".join(changed), checkpoint)
+    missing = [name for name, rel in checkpoint.outputs.items() if not ws.resolve(rel).exists()]
+    if missing:
+        return PhaseState(phase, "stale", "missing outputs: " + ", ".join(missing), checkpoint)
+    return PhaseState(phase, "done", "up to date", checkpoint)
+
+
+def project_status(ws: Workspace) -> list[PhaseState]:
+    config = ws.load_config()
+    return [phase_state(ws, config, name) for name in PHASE_NAMES]
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _outcome(ws: Workspace, cp: Checkpoint, status: Literal["done", "skipped"]) -> PhaseOutcome:
+    artifacts = {name: str(ws.resolve(rel)) for name, rel in cp.outputs.items()}
+    return PhaseOutcome(status, cp.metrics, artifacts)
+
+
+def run_phase(
+    ws: Workspace,
+    phase: str,
+    *,
+    config: Config | None = None,
+    time_budget: float | None = None,
+    emit: ev.EventSink = ev.ignore,
+    cancel: threading.Event | None = None,
+    force: bool = False,
+) -> PhaseOutcome:
+    """Run one phase if it is not up to date. Raises on failure, after recording it."""
+    config = config or ws.load_config()
+    state = phase_state(ws, config, phase)
+    if state.status == "done" and not force:
+        assert state.checkpoint is not None
+        emit(ev.Event(phase, "phase_skipped", "up to date"))
+        _raise_gate(phase, state.checkpoint)
+        return _outcome(ws, state.checkpoint, "skipped")
+
+    inputs, not_ready = current_inputs(ws, config, phase)
+    if not_ready:
+        first = not_ready[0]
+        up_state = phase_state(ws, config, first).status
+        raise UpstreamNotReadyError(
+            f"phase '{phase}' needs '{first}', which is {up_state}; run "
+            f"`mlwizard run --phase {first}` (or `--phase all` to run whatever is needed)"
+        )
+    upstream = {up: ws.read_checkpoint(up) for up in _SPECS[phase].upstream}
+    context = PhaseContext(
+        phase=phase,
+        workspace=ws,
+        config=config,
+        upstream={k: v for k, v in upstream.items() if v is not None},
+        time_budget=time_budget,
+        emit=emit,
+        cancel=cancel or threading.Event(),
+    )
+    emit(ev.Event(phase, "phase_started", state.reason))
+    started, t0 = _now(), time.perf_counter()
+    base = {
+        "phase": phase,
+        "inputs": inputs,
+        "fingerprint": hash_value(inputs),
+        "started_at": started,
+        "versions": _package_versions(),
+    }
+    try:
+        result = _SPECS[phase].load()(context)
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, MlwizardError) else f"{type(exc).__name__}: {exc}"
+        ws.write_checkpoint(
+            Checkpoint(
+                status="failed",
+                error=message,
+                finished_at=_now(),
+                duration_s=round(time.perf_counter() - t0, 3),
+                **base,
+            )
+        )
+        raise
+    checkpoint = Checkpoint(
+        status="done",
+        outputs={name: ws.relative(path) for name, path in result.outputs.items()},
+        metrics=result.metrics,
+        gate_failures=result.gate_failures,
+        finished_at=_now(),
+        duration_s=round(time.perf_counter() - t0, 3),
+        **base,
+    )
+    ws.write_checkpoint(checkpoint)
+    emit(ev.Event(phase, "phase_finished", f"done in {checkpoint.duration_s:.1f}s"))
+    _raise_gate(phase, checkpoint)
+    return _outcome(ws, checkpoint, "done")
+
+
+def _raise_gate(phase: str, checkpoint: Checkpoint) -> None:
+    if checkpoint.gate_failures:
+        raise QualityGateError(f"{phase}: " + "; ".join(checkpoint.gate_failures))
+
+
+def run(
+    ws: Workspace,
+    phases: Iterable[str],
+    *,
+    time_budget: float | None = None,
+    emit: ev.EventSink = ev.ignore,
+    cancel: threading.Event | None = None,
+) -> RunReport:
+    """Run phases in order, stopping at the first failure. Errors land in the report."""
+    report = RunReport(project=ws.root)
+    config = ws.load_config()
+    for phase in phases:
+        try:
+            report.phases[phase] = run_phase(
+                ws, phase, config=config, time_budget=time_budget, emit=emit, cancel=cancel
+            )
+        except QualityGateError as exc:
+            checkpoint = ws.read_checkpoint(phase)
+            outcome = _outcome(ws, checkpoint, "done") if checkpoint else PhaseOutcome("failed")
+            outcome.error = str(exc)
+            report.phases[phase] = outcome
+            report.error = exc
+            break
+        except MlwizardError as exc:
+            report.phases[phase] = PhaseOutcome("failed", error=str(exc))
+            report.error = exc
+            break
+        except Exception as exc:  # a bug: record it like any failure, keep the traceback as cause
+            internal = InternalError(f"{phase}: {type(exc).__name__}: {exc}")
+            internal.__cause__ = exc
+            report.phases[phase] = PhaseOutcome("failed", error=str(internal))
+            report.error = internal
+            break
+    emit(ev.Event("", "run_finished", "", {"exit_code": report.exit_code}))
+    return report
+
+
+def resolve_phases(name: str) -> list[str]:
+    return list(PHASE_NAMES) if name == "all" else [name]

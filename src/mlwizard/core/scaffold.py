@@ -1,0 +1,57 @@
+"""`mlwizard new`: a project folder the user owns, made from `templates/project/`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mlwizard.core import atomic
+from mlwizard.core.config import CONFIG_FILE
+from mlwizard.core.errors import BadInputError
+from mlwizard.core.templates import render
+
+
+def create_project(
+    directory: Path, data: Path | None = None, target: str = "", force: bool = False
+) -> Path:
+    """Scaffold a project in `directory`; copy `data` into its `data/` folder when given."""
+    directory = directory.resolve()
+    if directory.exists() and not directory.is_dir():
+        raise BadInputError(f"{directory}: exists and is not a folder")
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise BadInputError(f"{directory}: folder is not empty; pass --force to scaffold into it")
+    if data is not None and not data.is_file():
+        raise BadInputError(f"{data}: file not found")
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    source = ""
+    if data is not None:
+        copied = directory / "data" / data.name
+        if copied.resolve() != data.resolve():
+            with atomic.atomic_path(copied) as tmp:
+                shutil.copyfile(data, tmp)
+        source = f"data/{data.name}"
+    values = _values(directory, source, target)
+    write_config(directory, source, target)
+    atomic.write_text(directory / "README.md", render("project/README.md.j2", **values))
+    atomic.write_text(directory / ".gitignore", render("project/gitignore"))
+    return directory
+
+
+def write_config(directory: Path, source: str, target: str) -> Path:
+    """Write a documented `mlwizard.toml` (used by `new`, and by `run --data` on a bare folder)."""
+    text = render("project/mlwizard.toml.j2", **_values(directory, source, target))
+    return atomic.write_text(directory / CONFIG_FILE, text)
+
+
+def _values(directory: Path, source: str, target: str) -> dict[str, str]:
+    return {
+        "name": directory.name,
+        "source": source,
+        "target": target,
+        "service_name": _service_name(directory.name),
+    }
+
+
+def _service_name(name: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    return slug or "mlwizard-service"

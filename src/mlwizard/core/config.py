@@ -17,6 +17,8 @@ from mlwizard.core.errors import BadInputError
 CONFIG_FILE = "mlwizard.toml"
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
+SplitStrategy = Literal["stratified", "random", "time", "group"]
+ColumnType = Literal["numeric", "categorical", "boolean", "datetime", "text", "identifier"]
 DEFAULT_NA_VALUES = ("", "NA", "N/A", "NULL", "null", "NaN", "nan")
 
 
@@ -28,9 +30,14 @@ class ProjectSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    source: str = ""
+    source: str = ""  # a file, a glob of files, or a database URL (sqlite:///..., postgresql://...)
+    table: str = ""  # for database sources: the table to read ...
+    query: str = ""  # ... or a query to run
     target: str = ""
     na_values: tuple[str, ...] = DEFAULT_NA_VALUES
+    types: dict[str, ColumnType] = field(default_factory=dict)  # column -> type, over inference
+    keep: tuple[str, ...] = ()  # columns to keep as features although the audit would exclude them
+    exclude: tuple[str, ...] = ()  # columns never to use as features
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,9 @@ class DiscoverySection:
 
 @dataclass(frozen=True)
 class SplitSection:
+    strategy: SplitStrategy = "stratified"  # stratified by class (random for regression)
+    time_column: str = ""  # strategy "time": train on the past, test on the future
+    group_column: str = ""  # strategy "group": no group in two splits
     valid_fraction: float = 0.2
     test_fraction: float = 0.2
 
@@ -119,6 +129,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if value not in args:
             raise BadInputError(f"{where}: '{value}' is not one of {', '.join(map(str, args))}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise BadInputError(f"{where}: expected a table of column = value")
+        return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise BadInputError(f"{where}: expected a list of strings")

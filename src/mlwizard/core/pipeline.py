@@ -157,8 +157,9 @@ def current_inputs(ws: Workspace, config: Config, phase: str) -> tuple[dict[str,
         f"config.{name}": hash_value(config.section_hash_input(name)) for name in s.config_sections
     }
     if s.reads_source:
-        source = ws.source_path(config)
-        inputs["source"] = ws.file_hash(source) if source.is_file() else "missing"
+        from mlwizard.core.sources import source_fingerprint
+
+        inputs["source"] = source_fingerprint(ws, config)
     not_ready = []
     for up in s.upstream:
         state = phase_state(ws, config, up)

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from mlwizard.core.errors import BadInputError
+
+if TYPE_CHECKING:
+    from mlwizard.core.config import Config
+    from mlwizard.core.workspace import Workspace
 
 CSV_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -79,11 +84,25 @@ def read_table(
     return relation
 
 
+def open_source(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, config: Config
+) -> tuple[duckdb.DuckDBPyRelation, str]:
+    """The configured source as a relation, and a label naming it in messages."""
+    path = ws.source_path(config)
+    return read_table(con, path, config.data.na_values), str(path)
+
+
+def source_fingerprint(ws: Workspace, config: Config) -> str:
+    """A hash of the source's content: what makes a new data version."""
+    path = ws.source_path(config)
+    return ws.file_hash(path) if path.is_file() else "missing"
+
+
 def column_types(relation: duckdb.DuckDBPyRelation) -> dict[str, str]:
     return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
 
 
-def require_column(relation: duckdb.DuckDBPyRelation, column: str, path: Path) -> None:
+def require_column(relation: duckdb.DuckDBPyRelation, column: str, path: Path | str) -> None:
     if column not in relation.columns:
         shown = ", ".join(relation.columns[:12]) + (" ..." if len(relation.columns) > 12 else "")
         raise BadInputError(

@@ -25,13 +25,13 @@ IDENTIFIER_MIN_ROWS = 50  # below this, "every value unique" says little
 
 def run(ctx: PhaseContext) -> PhaseResult:
     config = ctx.config
-    path = ctx.workspace.source_path(config)
     target = config.data.target
     discovery = ctx.upstream["discovery"].metrics
     task = discovery["task"]
 
     con = sources.connect()
-    relation = sources.read_table(con, path, config.data.na_values)
+    relation, path = sources.open_source(con, ctx.workspace, config)
+    source_hash = sources.source_fingerprint(ctx.workspace, config)
     sources.require_column(relation, target, path)
     profile = profile_relation(relation)
     ctx.check_cancelled()
@@ -50,7 +50,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         f"AS {sources.quote_ident(f.name)}"
         for f in features
     ]
-    snapshot = ctx.artifact(f"snapshot-{ctx.workspace.file_hash(path)[:16]}.parquet")
+    snapshot = ctx.artifact(f"snapshot-{source_hash[:16]}.parquet")
     with atomic.atomic_path(snapshot) as tmp:
         kept.select(", ".join(select)).write_parquet(str(tmp))
     table = pq.read_table(snapshot)
@@ -94,7 +94,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         "excluded_columns": excluded,
         "warnings": warnings,
         "splits": split_report,
-        "source_hash": ctx.workspace.file_hash(path),
+        "source_hash": source_hash,
     }
     return PhaseResult(metrics=metrics, outputs=outputs)
 

@@ -23,14 +23,13 @@ INTEGER_TYPES = (
 
 def run(ctx: PhaseContext) -> PhaseResult:
     config = ctx.config
-    path = ctx.workspace.source_path(config)
     target = config.data.target
     if not target:
         raise BadInputError(
             f"{ctx.workspace.config_path}: [data] target is not set; pass --target COLUMN"
         )
     con = sources.connect()
-    relation = sources.read_table(con, path, config.data.na_values)
+    relation, path = sources.open_source(con, ctx.workspace, config)
     sources.require_column(relation, target, path)
     target_type = sources.column_types(relation)[target]
     column = sources.quote_ident(target)

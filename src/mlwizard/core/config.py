@@ -46,6 +46,10 @@ class DiscoverySection:
     metric: str = "auto"
     # The success criterion: the test metric must reach this value. Unset: beat the baseline.
     success_threshold: float | None = None
+    # Binary tasks: what a false positive and a false negative cost; they set the decision
+    # threshold (unset: the threshold that maximizes F1 on validation).
+    cost_false_positive: float | None = None
+    cost_false_negative: float | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class ModelSection:
     # they are left out of the phase's input hash (see `Config.section_hash`).
     time_budget: float = 300.0
     workers: int = 0  # 0: one per CPU
+    # Where runs are also logged with MLflow (or the MLFLOW_TRACKING_URI environment variable).
+    tracking_uri: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ class Config:
     model: ModelSection = field(default_factory=ModelSection)
     deploy: DeploySection = field(default_factory=DeploySection)
 
-    EXECUTION_KEYS = frozenset({"time_budget", "workers"})
+    EXECUTION_KEYS = frozenset({"time_budget", "workers", "tracking_uri"})
 
     def section_hash_input(self, section: str) -> dict[str, Any]:
         """The part of a section that defines results (execution settings left out)."""

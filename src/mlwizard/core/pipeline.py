@@ -7,6 +7,7 @@ and the fingerprints of the upstream checkpoints. Anything else is `pending`, `s
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 import time
@@ -73,22 +74,32 @@ class PhaseSpec:
     module: str  # imported only when the phase runs: status checks stay light
     upstream: tuple[str, ...]
     config_sections: tuple[str, ...]
+    weight: int  # share of the overall progress, in percent
     reads_source: bool = False
 
     def load(self) -> Callable[[PhaseContext], PhaseResult]:
         return importlib.import_module(self.module).run
 
 
+def _phase(
+    name: str,
+    upstream: tuple[str, ...],
+    sections: tuple[str, ...],
+    weight: int,
+    reads_source: bool = False,
+) -> PhaseSpec:
+    return PhaseSpec(name, f"mlwizard.core.phases.{name}", upstream, sections, weight, reads_source)
+
+
 PHASES: tuple[PhaseSpec, ...] = (
-    PhaseSpec("discovery", "mlwizard.core.phases.discovery", (), ("data", "discovery"), True),
-    PhaseSpec(
-        "data", "mlwizard.core.phases.data", ("discovery",), ("project", "data", "split"), True
-    ),
-    PhaseSpec("model", "mlwizard.core.phases.model", ("discovery", "data"), ("project", "model")),
-    PhaseSpec("deploy", "mlwizard.core.phases.deploy", ("discovery", "data", "model"), ("deploy",)),
-    PhaseSpec("operations", "mlwizard.core.phases.operations", ("data", "model"), ()),
+    _phase("discovery", (), ("data", "discovery"), 15, reads_source=True),
+    _phase("data", ("discovery",), ("project", "data", "split"), 20, reads_source=True),
+    _phase("model", ("discovery", "data"), ("project", "model"), 30),
+    _phase("deploy", ("discovery", "data", "model"), ("deploy",), 20),
+    _phase("operations", ("data", "model"), (), 15),
 )
 PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
+PHASE_WEIGHTS: dict[str, int] = {p.name: p.weight for p in PHASES}
 _SPECS = {p.name: p for p in PHASES}
 
 VERSIONED_PACKAGES = (
@@ -200,6 +211,7 @@ def project_status(ws: Workspace) -> list[PhaseState]:
     return [phase_state(ws, config, name) for name in PHASE_NAMES]
 
 
+@functools.cache
 def _package_versions() -> dict[str, str]:
     from importlib import metadata
 

@@ -87,7 +87,13 @@ def new(
 def run(
     phase: Annotated[Phase, typer.Option(help="The phase to run; `all` runs what is needed.")],
     project: ProjectOption = Path("."),
-    data: Annotated[Path | None, typer.Option(help="Set the data file (CSV or Parquet).")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Set the data: a file (CSV, Parquet, JSON, Excel, SQLite), a glob, "
+            "or a database URL (sqlite:///..., postgresql://...)."
+        ),
+    ] = None,
     target: Annotated[str | None, typer.Option(help="Set the column to predict.")] = None,
     time_budget: Annotated[
         float | None, typer.Option(min=1, help="Seconds for the model phase (overrides config).")
@@ -123,9 +129,7 @@ def _apply_data_options(workspace, data: Path | None, target: str | None) -> Non
     from mlwizard.core.config import update_config_file
     from mlwizard.core.errors import BadInputError
 
-    if data is not None and not data.is_file():
-        raise BadInputError(f"{data}: file not found")
-    source = None if data is None else _relative_source(workspace.root, data)
+    source = None if data is None else _source_value(workspace.root, data)
     if not workspace.exists():
         if source is None or not target:
             raise BadInputError(
@@ -142,7 +146,20 @@ def _apply_data_options(workspace, data: Path | None, target: str | None) -> Non
         update_config_file(workspace.config_path, {"data": updates})
 
 
-def _relative_source(root: Path, data: Path) -> str:
+def _source_value(root: Path, data: str) -> str:
+    """A file becomes a path relative to the project when it lies inside it; globs and database
+    URLs are kept as given (the data phase checks them)."""
+    if "://" in data or any(c in data for c in "*?"):
+        return data
+    path = Path(data)
+    if not path.is_file():
+        from mlwizard.core.errors import BadInputError
+
+        raise BadInputError(f"{data}: file not found")
+    return _relative_to(root, path)
+
+
+def _relative_to(root: Path, data: Path) -> str:
     data = data.resolve()
     try:
         return str(data.relative_to(root.resolve()))
@@ -184,13 +201,15 @@ def status(project: ProjectOption = Path(".")) -> None:
 
 @app.command()
 def predict(
-    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV or Parquet to score.")],
+    input_file: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="A file to score (CSV, Parquet, JSON, Excel).")
+    ],
     project: ProjectOption = Path("."),
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Where to write (.csv or .parquet).")
     ] = None,
 ) -> None:
-    """Batch predictions with the exported ONNX model (the same code the service runs)."""
+    """Batch predictions with the deployed ONNX model (the same code the service runs)."""
     from mlwizard.core.predict import predict_file
     from mlwizard.core.workspace import Workspace
 

@@ -9,6 +9,8 @@ from mlwizard.core.schema import TaskKind
 
 Direction = Literal["maximize", "minimize"]
 
+# Fewer labelled rows than this cannot be split into train, validation and test.
+MIN_TARGET_ROWS = 10
 # Integer targets with at most this many distinct values are treated as classes.
 MAX_INTEGER_CLASSES = 20
 

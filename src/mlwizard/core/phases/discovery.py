@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlwizard.core import atomic, sources
 from mlwizard.core.errors import BadInputError
 from mlwizard.core.pipeline import PhaseContext, PhaseResult
-from mlwizard.core.tasks import choose_metric, infer_task
+from mlwizard.core.tasks import MIN_TARGET_ROWS, choose_metric, infer_task
 
 INTEGER_TYPES = (
     "TINYINT",
@@ -39,6 +39,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
     if present == 0:
         raise BadInputError(
             f"{path}: target column '{target}' has no values; choose another target"
+        )
+    if present < MIN_TARGET_ROWS:
+        raise BadInputError(
+            f"{path}: only {present} rows with a target value; "
+            f"at least {MIN_TARGET_ROWS} are needed to train and test a model"
         )
     if distinct < 2:
         raise BadInputError(

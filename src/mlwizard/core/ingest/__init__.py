@@ -1,0 +1,7 @@
+"""Readers behind `mlwizard.core.sources`: one module per kind of source.
+
+Every reader returns a DuckDB relation and raises `BadInputError` with one line naming the source
+and the problem. Files are read by DuckDB itself (CSV, Parquet, JSON); Excel and databases are read
+by a Python driver into Arrow and copied into a DuckDB temporary table, because the DuckDB
+extensions for them download at run time (see docs/decisions/0001-duckdb-extensions-offline.md).
+"""

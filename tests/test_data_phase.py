@@ -72,6 +72,13 @@ def test_useless_columns_are_excluded_with_reasons(make_project) -> None:
     excluded = metrics["excluded_columns"]
     assert set(excluded) == {"customer_id", "constant", "empty"}
     assert "identifier" in excluded["customer_id"] and "constant" in excluded["constant"]
+    rules = {(f["rule"], f["column"]) for f in metrics["findings"]}
+    assert rules == {
+        ("identifier", "customer_id"),
+        ("constant_column", "constant"),
+        ("empty_column", "empty"),
+    }
+    assert metrics["types"]["customer_id"] == "identifier"
     assert metrics["rows_used"] == len(frame) - 5
     assert any("missing target" in w for w in metrics["warnings"])
 

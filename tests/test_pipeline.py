@@ -10,7 +10,12 @@ import pytest
 from conftest import synthetic_frame
 from mlwizard.core import pipeline
 from mlwizard.core.config import update_config_file
-from mlwizard.core.errors import BadInputError, CancelledError, UpstreamNotReadyError
+from mlwizard.core.errors import (
+    BadInputError,
+    CancelledError,
+    QualityGateError,
+    UpstreamNotReadyError,
+)
 from mlwizard.core.events import Event
 
 
@@ -104,3 +109,15 @@ def test_events_narrate_the_run(make_project) -> None:
     ]
     checkpoint = json.loads(ws.checkpoint_path("data").read_text())
     assert checkpoint["versions"]["duckdb"] and checkpoint["duration_s"] >= 0
+
+
+def test_a_gate_failure_blocks_what_depends_on_it(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    pipeline.run(ws, ["discovery"])
+    checkpoint = ws.read_checkpoint("discovery")
+    checkpoint.gate_failures = ["test roc_auc 0.61 is below the success threshold 0.8"]
+    ws.write_checkpoint(checkpoint)
+    skipped = pipeline.run(ws, ["discovery"])  # results stand; the gate still fails on rerun
+    assert skipped.exit_code == 1 and "below the success threshold" in str(skipped.error)
+    with pytest.raises(QualityGateError, match="needs 'discovery', whose results failed"):
+        pipeline.run_phase(ws, "data")

@@ -174,7 +174,7 @@ def current_inputs(ws: Workspace, config: Config, phase: str) -> tuple[dict[str,
     not_ready = []
     for up in s.upstream:
         state = phase_state(ws, config, up)
-        if state.status != "done":
+        if state.status != "done" or (state.checkpoint and state.checkpoint.gate_failures):
             not_ready.append(up)
         else:
             assert state.checkpoint is not None
@@ -255,9 +255,15 @@ def run_phase(
     inputs, not_ready = current_inputs(ws, config, phase)
     if not_ready:
         first = not_ready[0]
-        up_state = phase_state(ws, config, first).status
+        up = phase_state(ws, config, first)
+        if up.status == "done":  # done, but its results failed a quality gate
+            assert up.checkpoint is not None
+            raise QualityGateError(
+                f"phase '{phase}' needs '{first}', whose results failed a quality gate: "
+                + "; ".join(up.checkpoint.gate_failures)
+            )
         raise UpstreamNotReadyError(
-            f"phase '{phase}' needs '{first}', which is {up_state}; run "
+            f"phase '{phase}' needs '{first}', which is {up.status}; run "
             f"`mlwizard run --phase {first}` (or `--phase all` to run whatever is needed)"
         )
     upstream = {up: ws.read_checkpoint(up) for up in _SPECS[phase].upstream}
@@ -283,10 +289,13 @@ def run_phase(
         result = _SPECS[phase].load()(context)
     except BaseException as exc:
         message = str(exc) if isinstance(exc, MlwizardError) else f"{type(exc).__name__}: {exc}"
+        gate = exc if isinstance(exc, QualityGateError) else None
         ws.write_checkpoint(
             Checkpoint(
                 status="failed",
                 error=message,
+                outputs={n: ws.relative(p) for n, p in (gate.outputs if gate else {}).items()},
+                metrics=gate.metrics if gate else {},
                 finished_at=_now(),
                 duration_s=round(time.perf_counter() - t0, 3),
                 **base,
@@ -330,8 +339,14 @@ def run(
                 ws, phase, config=config, time_budget=time_budget, emit=emit, cancel=cancel
             )
         except QualityGateError as exc:
+            # Either the phase finished and its results failed a gate (checkpoint done, with
+            # gate_failures), or it stopped on one (checkpoint failed, with what explains why).
             checkpoint = ws.read_checkpoint(phase)
-            outcome = _outcome(ws, checkpoint, "done") if checkpoint else PhaseOutcome("failed")
+            if checkpoint is None:
+                outcome = PhaseOutcome("failed")
+            else:
+                outcome = _outcome(ws, checkpoint, "done")
+                outcome.status = "done" if checkpoint.status == "done" else "failed"
             outcome.error = str(exc)
             report.phases[phase] = outcome
             report.error = exc

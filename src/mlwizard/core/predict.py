@@ -100,7 +100,7 @@ def predict_file(workspace: Workspace, input_path: Path, output_path: Path | Non
     relation = sources.read_table(con, input_path, _na_values(workspace))
     training = TrainingColumns.load(workspace)
     _check_columns(relation, schema, training, input_path)
-    reader = _prepared(relation, schema, training).fetch_arrow_reader(BATCH_ROWS)
+    reader = _prepared(relation, schema, training).to_arrow_reader(BATCH_ROWS)
     extra = _output_names(relation.columns, schema)
     with atomic.atomic_path(output_path) as tmp:
         writer = None

@@ -246,7 +246,10 @@ def demo(
     model = report.phases["model"].metrics
     deploy = report.phases["deploy"]
     service = deploy.artifacts["service"]
-    scores = ", ".join(f"{k} {v:.3f}" for k, v in model["test"].items() if v is not None)
+    headline = [model["metric"], *(k for k in ("accuracy", "r2", "rmse") if k != model["metric"])]
+    scores = ", ".join(
+        f"{k} {model['test'][k]:.3f}" for k in headline if model["test"].get(k) is not None
+    )
     out.print(f"\n[bold]Demo project:[/] {project}")
     out.print(f"Best model: [bold]{model['best_model']}[/] — test {scores}")
     out.print(f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}")

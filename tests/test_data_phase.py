@@ -104,6 +104,9 @@ def test_profile_describes_every_column(make_project) -> None:
     import json
 
     profile = json.loads((ws.artifact_dir("data") / "profile.json").read_text())
+    outputs = ws.read_checkpoint("data").outputs
+    assert {"profile", "profile_summary", "report"} <= set(outputs)
+    assert "<svg" in ws.resolve(outputs["report"]).read_text()
     assert profile["rows"] == 400
     x1 = profile["columns"]["x1"]
     assert x1["numeric"] and 0 < x1["nulls"] < 80 and x1["min"] < x1["mean"] < x1["max"]

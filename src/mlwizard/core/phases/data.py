@@ -23,7 +23,8 @@ from mlwizard.core.audit import Finding, TableFacts
 from mlwizard.core.config import ColumnType, Config
 from mlwizard.core.errors import BadInputError, QualityGateError
 from mlwizard.core.pipeline import PhaseContext, PhaseResult
-from mlwizard.core.profile import profile_relation
+from mlwizard.core.profile import profile_dataset
+from mlwizard.core.report import write_reports
 from mlwizard.core.schema import Feature, FeatureKind, Schema, input_names
 from mlwizard.core.splits import (
     SPLITS,
@@ -34,7 +35,7 @@ from mlwizard.core.splits import (
 )
 
 if TYPE_CHECKING:
-    from duckdb import DuckDBPyRelation
+    from duckdb import DuckDBPyConnection, DuckDBPyRelation
 
 MIN_ROWS = 10
 SPLIT_COLUMN_REASONS = {
@@ -55,7 +56,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     sources.require_column(relation, target, path)
     duckdb_types = sources.column_types(relation)
     split_column = _check_config(config, duckdb_types, path)
-    profile, types, findings = _audit_source(relation, config, task, split_column)
+    profile, types, findings = _audit_source(con, relation, config, task, split_column)
     _stop_on_errors(ctx, findings, types, {})
     ctx.check_cancelled()
 
@@ -98,7 +99,10 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
     schema = Schema(target=target, task=task, features=features, classes=classes, excluded=excluded)
     outputs["schema"] = schema.save(ctx.artifact("schema.json"))
-    outputs["profile"] = atomic.write_json(ctx.artifact("profile.json"), profile)
+    reports = write_reports(profile, ctx.artifact("profile.json").parent, f"Data profile: {path}")
+    outputs.update(
+        profile=reports["json"], profile_summary=reports["markdown"], report=reports["html"]
+    )
     outputs["audit"] = _write_audit(ctx, findings, types, excluded, passed=True, sample=sample_rows)
     ctx.message(
         f"{table.num_rows} rows, {len(features)} features "
@@ -127,10 +131,16 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
 
 def _audit_source(
-    relation: DuckDBPyRelation, config: Config, task: str, split_column: str
+    con: DuckDBPyConnection,
+    relation: DuckDBPyRelation,
+    config: Config,
+    task: str,
+    split_column: str,
 ) -> tuple[dict[str, Any], dict[str, ColumnType], list[Finding]]:
     """Profile and audit scan (two aggregates), column types, and the table rules' findings."""
-    profile = profile_relation(relation)
+    profile = profile_dataset(
+        con, relation, target=config.data.target, task=task, seed=config.project.seed
+    )
     scan = audit.scan_table(relation)
     _check_numeric_overrides(config.data.types, profile, scan)
     types = coltypes.infer_types(profile, scan, config.data.types)

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from mlwizard.core import sources
-from mlwizard.core.drift import bin_counts, drift_level, psi, reference_bins
+from mlwizard.core.drift import (
+    DECILES,
+    bin_counts,
+    drift_level,
+    psi,
+    psi_noise_floor,
+    reference_bins,
+)
 from mlwizard.core.schema import Feature, Schema
 
 
@@ -57,3 +64,22 @@ def test_same_distribution_is_stable_and_shift_is_major(tmp_path: Path, schema: 
 def test_psi_is_zero_for_identical_counts() -> None:
     counts = {"missing": 3, "a": 50, "b": 47}
     assert psi(counts, counts) == pytest.approx(0.0)
+
+
+def test_small_samples_are_judged_above_their_noise_floor() -> None:
+    rng = np.random.default_rng(3)
+    edges = list(np.quantile(rng.normal(size=100_000), DECILES))
+
+    def counts(sample: np.ndarray) -> dict[str, int]:
+        index = np.searchsorted(edges, sample, side="left")
+        return {str(i): int(np.sum(index == i)) for i in range(len(edges) + 1)}
+
+    reference = counts(rng.normal(size=2000))
+    small = [psi(reference, counts(rng.normal(size=60))) for _ in range(200)]
+    floor = psi_noise_floor(reference, counts(rng.normal(size=60)))
+    assert 0.5 * np.mean(small) < floor < 2 * np.mean(small)  # the floor predicts sampling noise
+    naive = sum(drift_level(v) == "major" for v in small)
+    judged = sum(drift_level(v, floor) == "major" for v in small)
+    assert naive > 20 and judged <= 4  # no drift: the floor stops false "major" alarms
+    shifted = psi(reference, counts(rng.normal(loc=1.5, size=60)))
+    assert drift_level(shifted, floor) == "major"

@@ -226,7 +226,7 @@ def demo(
     force: Annotated[bool, typer.Option(help="Reuse a non-empty folder.")] = False,
     time_budget: Annotated[float, typer.Option(min=1, help="Seconds for the model phase.")] = 120,
 ) -> None:
-    """Scaffold a project on the bundled penguins data and run every phase."""
+    """Scaffold a project on the bundled penguins data (predicting sex) and run every phase."""
     from importlib import resources
 
     from mlwizard.core import pipeline
@@ -235,7 +235,7 @@ def demo(
 
     with errors_to_exit_codes():
         with resources.as_file(resources.files("mlwizard.datasets") / "penguins.csv") as data:
-            project = create_project(directory, data=data, target="species", force=force)
+            project = create_project(directory, data=data, target="sex", force=force)
         workspace = Workspace(project)
         report = pipeline.run(
             workspace, pipeline.PHASE_NAMES, time_budget=time_budget, emit=progress_printer()

@@ -7,7 +7,7 @@ data the model never trained on; monitoring production batches reuses the same f
 from __future__ import annotations
 
 from mlwizard.core import atomic, sources
-from mlwizard.core.drift import bin_counts, drift_level, psi, reference_bins
+from mlwizard.core.drift import bin_counts, drift_level, psi, psi_noise_floor, reference_bins
 from mlwizard.core.pipeline import PhaseContext, PhaseResult
 from mlwizard.core.schema import Schema
 
@@ -26,7 +26,12 @@ def run(ctx: PhaseContext) -> PhaseResult:
     features = {}
     for name, counts in current_counts.items():
         value = psi(reference_counts[name], counts)
-        features[name] = {"psi": round(value, 6), "level": drift_level(value)}
+        floor = psi_noise_floor(reference_counts[name], counts)
+        features[name] = {
+            "psi": round(value, 6),
+            "noise_floor": round(floor, 6),
+            "level": drift_level(value, floor),
+        }
     drifted = sorted(name for name, f in features.items() if f["level"] == "major")
     report = {"current": "test split", "features": features, "drifted": drifted}
     ctx.message(

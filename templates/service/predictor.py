@@ -62,6 +62,7 @@ def make_session(model_path: Path, threads: int = 1) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: graph-optimizer notes are not for users
     return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
 
 

@@ -85,6 +85,10 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
     """
     from skl2onnx import convert_sklearn
 
+    from mlwizard.core.ml import catboost_onnx
+
+    if catboost_onnx.contains_catboost(pipeline):
+        catboost_onnx.register()
     classifier = is_classifier(pipeline)
     if classifier:
         _check_classes(pipeline, schema)
@@ -119,6 +123,7 @@ def make_session(model: bytes | Path, threads: int = 1) -> ort.InferenceSession:
     Spinning threads on shared cores slowed a whole 2-core run fivefold (ONNX_NOTES).
     """
     options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: no warnings about unused initializers on stderr
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -171,7 +176,9 @@ def check_parity(
             return Parity(rows, float("inf"), PROBA_TOLERANCE, None, ok=False)
         diff = float(np.max(np.abs(native - onnx_proba)))
         labels = np.asarray(outputs["label"]).ravel()
-        agreement = float(np.mean(labels == pipeline.predict(frame)))
+        # CatBoost's predict returns [N, 1]: flatten before comparing row by row.
+        native_labels = np.asarray(pipeline.predict(frame)).ravel()
+        agreement = float(np.mean(labels == native_labels))
         return Parity(rows, diff, PROBA_TOLERANCE, agreement, ok=diff <= PROBA_TOLERANCE)
     native = np.asarray(pipeline.predict(frame), dtype=np.float64).ravel()
     values = np.asarray(outputs["variable"], dtype=np.float64).ravel()

@@ -5,6 +5,10 @@ HistGradientBoosting 7x slower (fork) or hung (spawn). Every worker is limited t
 cores // workers threads, and the start method is spawn: forking after the parent has run a fit
 left hung children.
 
+Jobs are submitted only as workers free up, so each job is built (and given its deadline) at the
+moment it can start. A worker whose parent dies (`kill -9`) exits within a second instead of
+finishing its job as an orphan.
+
 This module imports only the standard library at the top: a spawn worker unpickles
 `limit_threads` before anything else, so the environment limits are set before numpy or
 scikit-learn load their thread pools.
@@ -18,12 +22,17 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-POLL_S = 0.2  # how often cancellation and the deadline are checked while waiting
+POLL_S = 0.1  # how often cancellation and the deadline are checked while waiting
+ORPHAN_CHECK_S = 0.5
+TERMINATE_GRACE_S = 0.2  # after SIGTERM, before SIGKILL
 
 OnDone = Callable[[str, Any, str | None], None]  # key, result (None on error), error
+MakeJob = Callable[[str, float], Any]  # key, time.monotonic() now -> job
+OnStart = Callable[[str, Any], None]
 
 
 def plan(requested: int, jobs: int) -> tuple[int, int]:
@@ -33,67 +42,88 @@ def plan(requested: int, jobs: int) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def limit_threads(threads: int) -> None:
-    """Pool initializer: cap OpenMP/BLAS threads in this worker process."""
+def limit_threads(threads: int, parent: int | None = None) -> None:
+    """Pool initializer: cap OpenMP/BLAS threads in this worker, and exit if `parent` dies."""
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)  # for any library the environment came too late for
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(1)
 
 
 def run_jobs(
     fn: Callable[[Any], Any],
-    jobs: dict[str, Any],
+    keys: list[str],
+    make_job: MakeJob,
     *,
     workers: int,
     threads: int,
     deadline: float,
     cancel: threading.Event,
     on_done: OnDone,
+    on_start: OnStart | None = None,
 ) -> list[str]:
-    """Run `fn(job)` for each job in worker processes, calling `on_done` as each one finishes.
+    """Run `fn(make_job(key, now))` for each key in worker processes, in order, at most `workers`
+    at a time, calling `on_done` as each one finishes.
 
-    Stops waiting when `cancel` is set or `time.monotonic()` passes `deadline`; jobs not finished
-    by then are cancelled or their workers terminated. Returns their keys, in submission order.
+    Stops when `cancel` is set or `time.monotonic()` passes `deadline`; running jobs are then
+    terminated. Returns the keys not finished (running or never started), in order.
     """
     executor = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=limit_threads,
-        initargs=(threads,),
+        initargs=(threads, os.getpid()),
     )
-    futures: dict[Future[Any], str] = {}
-    pending: set[Future[Any]] = set()
+    queue = list(keys)
+    running: dict[Future[Any], str] = {}
     try:
-        futures = {executor.submit(fn, job): key for key, job in jobs.items()}
-        order = {key: index for index, key in enumerate(jobs)}
-        pending = set(futures)
-        while pending and not cancel.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        while (queue or running) and not cancel.is_set():
+            now = time.monotonic()
+            if now >= deadline:
                 break
-            timeout = min(POLL_S, remaining)
-            done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: order[futures[f]]):
+            while queue and len(running) < workers:
+                key = queue.pop(0)
+                job = make_job(key, now)
+                if on_start is not None:
+                    on_start(key, job)
+                try:
+                    running[executor.submit(fn, job)] = key
+                except BrokenProcessPool as exc:  # a worker died: report, do not hang
+                    on_done(key, None, f"BrokenProcessPool: {exc}")
+            done, _ = wait(
+                set(running), timeout=min(POLL_S, deadline - now), return_when=FIRST_COMPLETED
+            )
+            for future in sorted(done, key=lambda f: keys.index(running[f])):
+                key = running.pop(future)
                 try:
                     result, error = future.result(), None
                 except Exception as exc:  # a crashed worker or an error inside fn
                     result, error = None, f"{type(exc).__name__}: {exc}"
-                on_done(futures[future], result, error)
+                on_done(key, result, error)
     finally:
-        if pending:
-            _stop(executor, pending)
-        else:
-            executor.shutdown(wait=True)
-    return [key for future, key in futures.items() if future in pending]
+        # Idle workers are terminated too: a graceful exit of a process that has loaded
+        # scikit-learn, CatBoost and skl2onnx took 3 s on a busy 2-core machine.
+        _stop(executor, set(running))
+    unfinished = set(running.values()) | set(queue)
+    return [key for key in keys if key in unfinished]
 
 
 def _stop(executor: ProcessPoolExecutor, pending: set[Future[Any]]) -> None:
-    """Cancel queued jobs and terminate the workers still running one.
+    """Cancel queued jobs and end the workers (running a job or idle) without waiting long.
 
     `ProcessPoolExecutor` cannot interrupt a running job before Python 3.14
-    (`terminate_workers`), so its own worker processes are terminated directly.
+    (`terminate_workers`), so its worker processes are terminated directly (SIGTERM: Python's
+    default action ends them at once), killed if still alive after a short grace, and reaped on
+    a background thread: tearing down a large process on a loaded machine is not the phase's time.
     """
     for future in pending:
         future.cancel()
@@ -101,6 +131,12 @@ def _stop(executor: ProcessPoolExecutor, pending: set[Future[Any]]) -> None:
     for process in processes:
         if process.is_alive():
             process.terminate()
-    executor.shutdown(wait=True, cancel_futures=True)
+    end = time.monotonic() + TERMINATE_GRACE_S
     for process in processes:
-        process.join(timeout=5)
+        process.join(timeout=max(0.0, end - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    threading.Thread(
+        target=executor.shutdown, kwargs={"wait": True, "cancel_futures": True}, daemon=True
+    ).start()

@@ -78,7 +78,7 @@ def test_bare_folder_without_data_says_what_to_pass(tmp_path: Path) -> None:
 
 def test_invalid_config_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "mlwizard.toml").write_text("[model]\nworkers = 'many'\n")
-    assert_one_line_error(invoke("status", "-p", tmp_path), 2, "mlwizard.toml", "workers")
+    assert_one_line_error(invoke("status", "-p", tmp_path), 2, "mlwizard.toml [model] workers")
 
 
 def test_json_is_one_object_on_stdout_with_progress_on_stderr(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mlwizard import __version__
+from mlwizard.cli.experiments import experiments
 from mlwizard.cli.output import (
     errors_to_exit_codes,
     out,
@@ -78,7 +79,7 @@ def new(
         project = create_project(directory, data=data, target=target, force=force)
     out.print(f"Created project in {project}")
     if not target:
-        out.print("Next: set [data] target in mlwizard.toml, then `mlwizard run --phase all`.")
+        out.print("Next: set \\[data] target in mlwizard.toml, then `mlwizard run --phase all`.")
     else:
         out.print(f"Next: cd {project} && mlwizard run --phase all")
 
@@ -176,6 +177,7 @@ def _print_summary(report) -> None:
 @app.command()
 def status(project: ProjectOption = Path(".")) -> None:
     """Show each phase's checkpoint: done, stale, pending or failed, and why."""
+    from rich.markup import escape
     from rich.table import Table
 
     from mlwizard.core.pipeline import project_status
@@ -192,7 +194,7 @@ def status(project: ProjectOption = Path(".")) -> None:
         table.add_row(
             state.phase,
             f"[{colours[state.status]}]{state.status}[/]",
-            state.reason,
+            escape(state.reason),
             cp.finished_at if cp else "",
             f"{cp.duration_s:.1f}s" if cp else "",
         )
@@ -265,6 +267,9 @@ def tui(project: ProjectOption = Path(".")) -> None:
     from mlwizard.tui import run_tui
 
     raise typer.Exit(run_tui(project.resolve()))
+
+
+app.command()(experiments)
 
 
 def main() -> None:

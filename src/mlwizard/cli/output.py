@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mlwizard.core.errors import MlwizardError
 
@@ -30,7 +31,7 @@ def print_json(obj: Any) -> None:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -66,7 +67,7 @@ def report_failure(error: MlwizardError) -> None:
 
         traceback.print_exception(error.__cause__)
     hint = " (rerun with MLWIZARD_DEBUG=1 for the traceback)" if error.exit_code == 3 else ""
-    err.print(f"[bold red]error:[/] {error}{hint}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(error))}{hint}", soft_wrap=True)
 
 
 def progress_printer(quiet: bool = False) -> Callable[[Any], None]:
@@ -82,7 +83,7 @@ def progress_printer(quiet: bool = False) -> Callable[[Any], None]:
         label = {"phase_started": "▶", "phase_finished": "✓", "phase_skipped": "·"}.get(
             event.kind, " "
         )
-        text = f"{label} {event.phase:<10} {event.message}"
+        text = f"{label} {event.phase:<10} {escape(event.message)}"
         err.print(f"[{style}]{text}[/]" if style else text, soft_wrap=True, markup=True)
 
     return sink

@@ -63,7 +63,14 @@ class SplitSection:
 
 @dataclass(frozen=True)
 class ModelSection:
-    candidates: tuple[str, ...] = ("dummy", "linear", "hist_gradient_boosting")
+    candidates: tuple[str, ...] = (
+        "dummy",
+        "linear",
+        "hist_gradient_boosting",
+        "random_forest",
+        "catboost",
+        "extra_trees",
+    )
     # Execution settings: they change how long and where training runs, not what a model is, so
     # they are left out of the phase's input hash (see `Config.section_hash`).
     time_budget: float = 300.0

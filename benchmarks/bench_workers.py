@@ -1,0 +1,167 @@
+"""The candidate sweep with 2 worker processes against 1: same data, same candidates, side by side.
+
+    python benchmarks/bench_workers.py [--dataset credit] [--repeats 3] [--candidates ...]
+
+One project is prepared (discovery and data phases); every repetition copies it afresh, so the
+model phase starts with no run cache, sets `[model] workers` and runs `mlwizard run --phase model`
+in a new process. The two settings alternate (1, 2, then 2, 1, ...) so that a noisy neighbour
+hits both alike. The time budget is generous, so that both settings do the same work: each
+candidate's search runs every configuration it plans; the script checks it and prints the number.
+
+Two durations per run: the model phase as its checkpoint records it, and the sweep, from the
+first candidate run's start to the last one's end, read from the experiment store
+(`mlwizard.core.ml.experiments.list_runs`). One worker gets every core's threads; two get half
+each (`workers.plan`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    DATASETS,
+    checkpoint,
+    describe,
+    fresh_copy,
+    load,
+    machine,
+    mlwizard,
+    save,
+    set_model_config,
+)
+
+WORKERS = (1, 2)
+
+
+def sweep_seconds(project: Path) -> float:
+    from mlwizard.core.ml.experiments import list_runs
+    from mlwizard.core.workspace import Workspace
+
+    runs = [r for r in list_runs(Workspace(project)) if r.started_at and r.duration_s]
+    start = min(r.started_at for r in runs)
+    end = max(r.started_at + timedelta(seconds=r.duration_s) for r in runs)
+    return (end - start).total_seconds()
+
+
+def one_run(prepared: Path, into: Path, workers: int) -> dict[str, Any]:
+    project = fresh_copy(prepared, into)
+    set_model_config(project, workers=workers)
+    report, wall = mlwizard("run", "--phase", "model", "-p", project, "--json", ok=(0, 1))
+    metrics = report["phases"]["model"]["metrics"]
+    candidates = metrics["candidates"]
+    return {
+        "workers": metrics["workers"],
+        "threads_per_worker": metrics["threads_per_worker"],
+        "model_phase_s": checkpoint(project, "model")["duration_s"],
+        "sweep_s": round(sweep_seconds(project), 2),
+        "process_wall_s": round(wall, 2),
+        "trials": {c["name"]: c.get("trials") for c in candidates},
+        "all_complete": all(c["status"] == "done" and c.get("complete", True) for c in candidates),
+        "best_model": metrics["best_model"],
+    }
+
+
+def summary(results: dict[str, Any]) -> str:
+    by_workers = {w: [r for r in results["runs"] if r["workers"] == w] for w in WORKERS}
+    lines = [
+        "| workers × threads | model phase (s), each run | median | sweep (s), each run | median |",
+        "|---|---|---|---|---|",
+    ]
+    medians: dict[int, dict[str, float]] = {}
+    for w, runs in by_workers.items():
+        phase = [r["model_phase_s"] for r in runs]
+        sweep = [r["sweep_s"] for r in runs]
+        medians[w] = {"phase": statistics.median(phase), "sweep": statistics.median(sweep)}
+        threads = runs[0]["threads_per_worker"] if runs else "?"
+        lines.append(
+            f"| {w} × {threads} | {', '.join(f'{x:.1f}' for x in phase)} | "
+            f"{medians[w]['phase']:.1f} | {', '.join(f'{x:.1f}' for x in sweep)} | "
+            f"{medians[w]['sweep']:.1f} |"
+        )
+    phase_ratio = medians[1]["phase"] / medians[2]["phase"]
+    sweep_ratio = medians[1]["sweep"] / medians[2]["sweep"]
+    paired = []  # each repetition's two runs ran back to back, under the same neighbours
+    for repeat in sorted({r["repeat"] for r in results["runs"]}):
+        pair = {r["workers"]: r for r in results["runs"] if r["repeat"] == repeat}
+        if set(pair) == set(WORKERS):
+            paired.append(round(pair[1]["sweep_s"] / pair[2]["sweep_s"], 2))
+    results["speedup"] = {
+        "model_phase": round(phase_ratio, 2),
+        "sweep": round(sweep_ratio, 2),
+        "sweep_per_repeat": paired,
+    }
+    lines.append("")
+    lines.append(
+        f"Speed-up of 2 workers over 1 (ratio of medians): sweep {sweep_ratio:.2f}×, "
+        f"whole model phase {phase_ratio:.2f}×; sweep, repetition by repetition: "
+        f"{', '.join(f'{x:.2f}×' for x in paired)}."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="credit", choices=sorted(DATASETS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=900.0, help="generous: no search cut")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--candidates", default="", help="mlwizard [model] candidates (default: the project's)"
+    )
+    parser.add_argument("--out", type=Path, help="write the raw results as JSON here")
+    parser.add_argument("--report", type=Path, help="only print the summary of saved results")
+    args = parser.parse_args()
+    if args.report:
+        print(summary(json.loads(args.report.read_text(encoding="utf-8"))))
+        return
+    dataset = DATASETS[args.dataset]
+    frame = load(dataset)
+
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "dataset": args.dataset,
+        "data": describe(dataset, frame),
+        "budget_s": args.budget,
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="mlwizard-workers-") as tmp:
+        data = Path(tmp) / f"{args.dataset}.csv"
+        frame.to_csv(data, index=False)
+        prepared = Path(tmp) / "prepared"
+        mlwizard("new", prepared, "--data", data, "--target", dataset.target)
+        settings: dict[str, Any] = {"time_budget": args.budget}
+        if args.candidates:
+            settings["candidates"] = args.candidates.split(",")
+        set_model_config(prepared, **settings)
+        from mlwizard.core.config import update_config_file
+
+        update_config_file(prepared / "mlwizard.toml", {"project": {"seed": args.seed}})
+        mlwizard("run", "--phase", "discovery", "-p", prepared)
+        mlwizard("run", "--phase", "data", "-p", prepared)
+        for repeat in range(args.repeats):
+            order = WORKERS if repeat % 2 == 0 else tuple(reversed(WORKERS))
+            for workers in order:
+                run = one_run(prepared, Path(tmp) / f"w{workers}-r{repeat}", workers)
+                run["repeat"] = repeat
+                results["runs"].append(run)
+                print(f"repeat {repeat}: {run}", file=sys.stderr)
+    results["machine"]["load_average_end"] = machine()["load_average"]
+    same_work = {tuple(sorted(r["trials"].items())) for r in results["runs"]}
+    results["same_work"] = len(same_work) == 1 and all(r["all_complete"] for r in results["runs"])
+    text = summary(results)
+    save(results, args.out)
+    print(text)
+    if not results["same_work"]:
+        print("\nWARNING: the runs did not all do the same work (see trials / all_complete).")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -112,3 +114,27 @@ def test_profile_describes_every_column(make_project) -> None:
     assert x1["numeric"] and 0 < x1["nulls"] < 80 and x1["min"] < x1["mean"] < x1["max"]
     assert set(x1["quantiles"]) == {"0.05", "0.25", "0.5", "0.75", "0.95"}
     assert set(profile["columns"]["colour"]["top"]) <= {"red", "green", "blue"}
+
+
+def test_lineage_records_each_new_version(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    first = run_data(ws).phases["data"].metrics["data_version"]
+    lineage_path = ws.artifact_dir("data") / "lineage.json"
+    lineage = json.loads(lineage_path.read_text())
+    current = lineage["current"]
+    assert current["version"] == first and current["rows"] == 400 and lineage["history"] == []
+    assert current["source"].endswith("project-input.csv") and current["config"]["split"]
+    assert (ws.root / current["snapshot"]).is_file()
+
+    update_config_file(ws.config_path, {"split": {"test_fraction": 0.25}})  # new config
+    second = run_data(ws).phases["data"].metrics["data_version"]
+    source = ws.source_path(ws.load_config())
+    source.write_text(source.read_text().replace("yes", "YES", 3))  # new data
+    third = run_data(ws).phases["data"].metrics["data_version"]
+    lineage = json.loads(lineage_path.read_text())
+    assert len({first, second, third}) == 3
+    assert [lineage["current"]["version"], *(v["version"] for v in lineage["history"])] == [
+        third,
+        second,
+        first,
+    ]

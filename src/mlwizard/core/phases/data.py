@@ -22,6 +22,7 @@ from mlwizard.core import atomic, audit, coltypes, sources
 from mlwizard.core.audit import Finding, TableFacts
 from mlwizard.core.config import ColumnType, Config
 from mlwizard.core.errors import BadInputError, QualityGateError
+from mlwizard.core.lineage import data_version, record_version
 from mlwizard.core.pipeline import PhaseContext, PhaseResult
 from mlwizard.core.profile import profile_dataset
 from mlwizard.core.report import write_reports
@@ -104,6 +105,15 @@ def run(ctx: PhaseContext) -> PhaseResult:
         profile=reports["json"], profile_summary=reports["markdown"], report=reports["html"]
     )
     outputs["audit"] = _write_audit(ctx, findings, types, excluded, passed=True, sample=sample_rows)
+    outputs["lineage"] = record_version(
+        ctx.artifact("lineage.json"),
+        config,
+        source_label=path,
+        source_hash=source_hash,
+        rows=profile["rows"],
+        rows_used=table.num_rows,
+        snapshot=ctx.workspace.relative(outputs["snapshot"]),
+    )
     ctx.message(
         f"{table.num_rows} rows, {len(features)} features "
         f"({len(schema.numeric)} numeric, {len(schema.categorical)} categorical); "
@@ -123,6 +133,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         "split_strategy": strategy,
         "audit_sample_rows": sample_rows,
         "source_hash": source_hash,
+        "data_version": data_version(source_hash, config),
     }
     return PhaseResult(metrics=metrics, outputs=outputs)
 

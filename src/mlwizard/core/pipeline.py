@@ -7,7 +7,6 @@ and the fingerprints of the upstream checkpoints. Anything else is `pending`, `s
 
 from __future__ import annotations
 
-import functools
 import importlib
 import threading
 import time
@@ -27,6 +26,7 @@ from mlwizard.core.errors import (
     UpstreamNotReadyError,
 )
 from mlwizard.core.hashing import hash_value
+from mlwizard.core.versions import package_versions
 from mlwizard.core.workspace import Checkpoint, Workspace
 
 PhaseStatus = Literal["pending", "done", "stale", "failed"]
@@ -101,19 +101,6 @@ PHASES: tuple[PhaseSpec, ...] = (
 PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
 PHASE_WEIGHTS: dict[str, int] = {p.name: p.weight for p in PHASES}
 _SPECS = {p.name: p for p in PHASES}
-
-VERSIONED_PACKAGES = (
-    "mlwizard",
-    "duckdb",
-    "polars",
-    "numpy",
-    "pandas",
-    "scikit-learn",
-    "catboost",
-    "onnx",
-    "onnxruntime",
-    "skl2onnx",
-)
 
 
 @dataclass
@@ -211,19 +198,6 @@ def project_status(ws: Workspace) -> list[PhaseState]:
     return [phase_state(ws, config, name) for name in PHASE_NAMES]
 
 
-@functools.cache
-def _package_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    versions = {}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -283,7 +257,7 @@ def run_phase(
         "inputs": inputs,
         "fingerprint": hash_value(inputs),
         "started_at": started,
-        "versions": _package_versions(),
+        "versions": package_versions(),
     }
     try:
         result = _SPECS[phase].load()(context)

@@ -43,7 +43,7 @@ _KINDS: dict[str, FileKind] = {
 SUPPORTED = ", ".join(sorted(_KINDS) + list(COMPRESSED_CSV_SUFFIXES))
 GLOB_KINDS = ("csv", "parquet", "json")  # kinds a glob of several files may match
 
-NUMERIC_TYPES = frozenset(
+INTEGER_TYPES = frozenset(
     {
         "TINYINT",
         "SMALLINT",
@@ -55,10 +55,9 @@ NUMERIC_TYPES = frozenset(
         "UINTEGER",
         "UBIGINT",
         "UHUGEINT",
-        "FLOAT",
-        "DOUBLE",
     }
 )
+NUMERIC_TYPES = INTEGER_TYPES | {"FLOAT", "DOUBLE"}
 
 
 def quote_ident(name: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -34,6 +33,7 @@ import duckdb
 
 from mlwizard.core.errors import BadInputError, MlwizardError
 from mlwizard.core.tasks import METRICS, Direction
+from mlwizard.core.versions import package_versions
 
 if TYPE_CHECKING:
     from mlwizard.core.ml.tracking import MlflowTracker
@@ -82,33 +82,8 @@ _MIGRATION_LOCK = threading.Lock()
 LOCK_WAIT_S = 10.0  # how long a connection waits for another process's lock
 MIN_ID_PREFIX = 4
 
-PACKAGES = (
-    "mlwizard",
-    "duckdb",
-    "numpy",
-    "pandas",
-    "scikit-learn",
-    "catboost",
-    "onnx",
-    "onnxruntime",
-    "skl2onnx",
-)
-
 
 @cache
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that shape a model (those installed)."""
-    from importlib import metadata
-
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

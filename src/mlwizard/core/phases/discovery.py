@@ -7,19 +7,6 @@ from mlwizard.core.errors import BadInputError
 from mlwizard.core.pipeline import PhaseContext, PhaseResult
 from mlwizard.core.tasks import MIN_TARGET_ROWS, choose_metric, infer_task
 
-INTEGER_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-)
-
 
 def run(ctx: PhaseContext) -> PhaseResult:
     config = ctx.config
@@ -52,7 +39,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         )
 
     numeric = sources.is_numeric_type(target_type)
-    inferred = infer_task(numeric, target_type in INTEGER_TYPES, distinct)
+    inferred = infer_task(numeric, target_type in sources.INTEGER_TYPES, distinct)
     task = inferred if config.discovery.task == "auto" else config.discovery.task
     if task == "regression" and not numeric:
         raise BadInputError(

@@ -1,118 +1,132 @@
-"""The mlwizard TUI: phase status, progress and a log, with keys to run and cancel phases.
+"""The mlwizard TUI: one screen per phase (Textual modes), the phase stepper, and the workers.
 
-Threading model: every call into the core runs in a thread worker that reports back only through
-`post_message`. The App's handlers own all state and are the only code touching widgets.
+Threading model: every call into the core runs in a thread worker (its own group,
+`exit_on_error=False`) that reports back only through `post_message`. The App's handlers own the
+state (phase statuses, the running phase, the live leaderboard, the service) and tell the phase
+screens what changed; only the UI thread touches widgets.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
-from dataclasses import dataclass
+import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.message import Message
-from textual.widgets import Footer, Header, Label, Log, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from mlwizard.core import events as ev
 from mlwizard.core import pipeline
-from mlwizard.core.config import CONFIG_FILE
+from mlwizard.core.config import CONFIG_FILE, update_config_file
 from mlwizard.core.errors import CancelledError, MlwizardError
 from mlwizard.core.workspace import Workspace
-from mlwizard.tui.widgets import PhaseStepper
+from mlwizard.tui import loaders
+from mlwizard.tui import service as svc
+from mlwizard.tui.commands import WizardCommands
+from mlwizard.tui.messages import (
+    CoreEvent,
+    PhaseFailed,
+    PhaseRunning,
+    ProjectCreated,
+    ServiceAnswered,
+    ServiceStarted,
+    ServiceStopped,
+    StatusLoaded,
+)
+from mlwizard.tui.screens import PHASE_SCREENS, HelpScreen, NewProjectScreen
+from mlwizard.tui.screens.base import PhaseScreen
+from mlwizard.tui.widgets.stepper import TITLES
+
+# While the app runs, Python switches threads every millisecond rather than every 5: a worker
+# running core code in Python holds the GIL for a whole interval at a time, and handling one key
+# takes the UI thread several hand-overs, so at 5 ms keys could wait ~100 ms during a phase.
+# The heavy training runs in worker processes, so the thread running the phase loses little.
+UI_SWITCH_INTERVAL = 0.001
 
 NO_CONFIG_HELP = (
-    f"No {CONFIG_FILE} in {{path}}.\n\n"
-    "Create a project first:\n\n"
-    "    mlwizard new DIR --data PATH --target COL\n\n"
-    "then press s to refresh (or q to quit)."
+    f"No {CONFIG_FILE} in {{path}}. Create one from the dialog (or `mlwizard new DIR --data PATH "
+    "--target COL`), then press s."
 )
 
 
-# -- messages from workers ----------------------------------------------------------------------
-@dataclass
-class StatusLoaded(Message):
-    """A fresh read of the checkpoints. `problem` is set (and `states` empty) when the project
-    cannot be read. `seq` orders reads, so an older read finishing late never wins."""
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, before the app runs.
 
-    seq: int
-    states: list[pipeline.PhaseState]
-    problem: str | None = None
+    The model phase trains in worker processes, whose first start also starts the tracker, which
+    passes `sys.stderr.fileno()` to it. While a Textual app runs, stderr is Textual's capture
+    object, whose fileno() is -1: the spawn then fails with "bad value(s) in fds_to_keep" and the
+    phase with it. Started here, with the real stderr, the tracker is simply reused later.
+    """
+    from multiprocessing import resource_tracker
 
-
-@dataclass
-class PhaseRunning(Message):
-    phase: str
+    resource_tracker.ensure_running()
 
 
-@dataclass
-class CoreEvent(Message):
-    event: ev.Event
-
-
-@dataclass
-class PhaseFailed(Message):
-    """The core raised an MlwizardError: a problem the user can act on, not a crash."""
-
-    phase: str
-    message: str
-    cancelled: bool = False
-
-
-# -- the app -------------------------------------------------------------------------------------
 class MlwizardApp(App[int]):
     TITLE = "mlwizard"
     CSS_PATH = "app.tcss"
+    MODES: ClassVar[dict[str, Any]] = dict(PHASE_SCREENS)
+    COMMANDS = App.COMMANDS | {WizardCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "run_next", "Run next"),
+        *(
+            Binding(str(i), f"show_phase('{phase}')", TITLES[phase], show=False)
+            for i, phase in enumerate(pipeline.PHASE_NAMES, start=1)
+        ),
         Binding("a", "run_all", "Run all"),
         Binding("c", "cancel", "Cancel"),
         Binding("s", "refresh_status", "Refresh"),
+        Binding("question_mark", "help", "Help"),
+        Binding("f1", "help", "Help", show=False),
+        Binding("escape", "leave_field", "Leave field", show=False),
         Binding("q", "quit", "Quit"),
     ]
 
     def __init__(self, project: Path) -> None:
         super().__init__()
+        start_resource_tracker()
         self.workspace = Workspace(project)
         self.sub_title = str(self.workspace.root)
         self.states: list[pipeline.PhaseState] = []
         self.problem: str | None = None
+        self.no_config = False
         self.running_phase: str | None = None
+        self.activity = ""  # the last thing the running phase said
+        # The model phase's live leaderboard: candidate -> what its events said.
+        self.live_runs: dict[str, dict[str, Any]] = {}
+        self.model_started: float | None = None
+        self.model_budget: float | None = None
+        self.service: svc.LocalService | None = None
+        self.service_busy: str | None = None
+        self.last_response: ServiceAnswered | None = None
+        self._quitting = threading.Event()  # tells a service still starting to stop instead
+        self.phase_screens: dict[str, PhaseScreen] = {}
         # How many refreshes were asked for and applied; tests use them to see the UI respond.
         self.status_requests = 0
         self.status_refreshes = 0
+        self._resumed = False
+        self._offered_project = False
+        self._signature: object = None
         self._pipeline_active = False
         self._cancel: threading.Event | None = None
         self._status_seq = itertools.count(1)  # next() is atomic under the GIL: safe from threads
         self._status_applied = 0
         self._bindings_key: tuple[bool, bool] | None = None
-        # Held, not queried: handlers may still run while the app shuts its screens down.
-        self._notice = Static(id="notice")
-        self._progress = ProgressBar(total=100, show_eta=False, id="progress")
-        self._stepper = PhaseStepper(pipeline.PHASE_NAMES, id="phases")
-        self._log_view = Log(max_lines=2000, id="log")
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Vertical(id="main"):
-            yield self._notice
-            with Horizontal(id="progress-row"):
-                yield Label("Progress", id="progress-label")
-                yield self._progress
-            yield self._stepper
-            yield self._log_view
-        yield Footer()
+        self._switch_interval = sys.getswitchinterval()
+        self._run_failed = False
 
     def on_mount(self) -> None:
-        self._stepper.border_title = "Phases"
-        self._log_view.border_title = "Log"
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, UI_SWITCH_INTERVAL))
+        self.switch_mode("discovery")
         self.action_refresh_status()
+
+    def on_unmount(self) -> None:
+        sys.setswitchinterval(self._switch_interval)
 
     # -- derived state ---------------------------------------------------------------------------
     @property
@@ -127,7 +141,15 @@ class MlwizardApp(App[int]):
 
     def phase_status(self, phase: str) -> str:
         """What the stepper shows for `phase` (the core's status, or "running")."""
-        return self._stepper.row(phase).status
+        if phase == self.running_phase:
+            return "running"
+        return next((s.status for s in self.states if s.phase == phase), "pending")
+
+    def first_incomplete(self) -> str:
+        for state in self.states:
+            if state.status != "done" or (state.checkpoint and state.checkpoint.gate_failures):
+                return state.phase
+        return pipeline.PHASE_NAMES[-1]
 
     def _remaining(self) -> list[str]:
         """Phases from the first one not done to the end, in pipeline order."""
@@ -136,53 +158,133 @@ class MlwizardApp(App[int]):
                 return [s.phase for s in self.states[i:]]
         return []
 
+    def register_screen(self, screen: PhaseScreen) -> None:
+        self.phase_screens[screen.PHASE] = screen
+
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("run_next", "run_all"):
-            return True if self.has_project and not self._pipeline_active else None
+        # False hides a key from the footer while it can do nothing: the footer stays short.
+        if action == "run_all":
+            return self.has_project and not self._pipeline_active
         if action == "cancel":
-            return True if self._pipeline_active else None
+            return self._pipeline_active
         return True
 
-    def action_run_next(self) -> None:
-        self._start(self._remaining()[:1])
+    def action_show_phase(self, phase: str) -> None:
+        self.show_phase(phase)
+
+    def show_phase(self, phase: str) -> None:
+        if phase in self.MODES and self.current_mode != phase:
+            self.switch_mode(phase)
 
     def action_run_all(self) -> None:
-        self._start(self._remaining())
+        self.run_phases(self._remaining())
 
     def action_cancel(self) -> None:
         if self._cancel is not None and not self._cancel.is_set():
             self._cancel.set()
-            self._log(f"cancelling {self.running_phase or 'run'}…")
             self.notify("Cancelling…", severity="warning")
 
     def action_refresh_status(self) -> None:
         self.status_requests += 1
         self._load_status()
 
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_leave_field(self) -> None:
+        self.screen.set_focus(None)
+
     async def action_quit(self) -> None:
         # A thread cannot be killed: ask the core to stop so the app does not wait for the phase.
         if self._cancel is not None:
             self._cancel.set()
+        self.shutdown_service()
         self.exit(0)
 
-    def _start(self, phases: list[str]) -> None:
+    def run_phases(self, phases: list[str], time_budget: float | None = None) -> None:
+        if self._pipeline_active:
+            self.notify(f"{self.running_phase or 'A phase'} is running; c cancels it.")
+            return
+        if not self.has_project:
+            self.notify(self.problem or "No project here yet.", severity="warning", markup=False)
+            return
         if not phases:
             self.notify("All phases are done.")
             return
+        if time_budget is None and "model" in phases and "model" in self.phase_screens:
+            time_budget = self.phase_screens["model"].budget()  # type: ignore[attr-defined]
+            if time_budget is None:
+                return
         self._cancel = threading.Event()
+        self._run_failed = False
         self._pipeline_active = True
         self.running_phase = phases[0]
+        self.model_budget = time_budget
         self._render_states()
         self._sync_bindings()
-        self._log(f"run: {', '.join(phases)}")
-        self._run_pipeline(phases, self._cancel)
+        self._run_pipeline(phases, self._cancel, time_budget)
+
+    def save_config(self, updates: dict[str, dict[str, Any]], what: str) -> bool:
+        """Write `updates` into mlwizard.toml (comments kept); False, after saying why, if not."""
+        if self._pipeline_active:
+            self.notify("Wait for the running phase (or cancel it) first.", severity="warning")
+            return False
+        try:
+            update_config_file(self.workspace.config_path, updates)
+        except MlwizardError as exc:
+            self.notify(str(exc), title="Not saved", severity="error", markup=False)
+            return False
+        except OSError as exc:
+            self.notify(f"{exc}", title="Not saved", severity="error", markup=False)
+            return False
+        self.notify(f"Saved {what} to {CONFIG_FILE}.", markup=False)
+        self.action_refresh_status()
+        return True
+
+    # -- the service -----------------------------------------------------------------------------
+    def start_service(self) -> None:
+        if self.service is not None or self.service_busy:
+            self.notify("The service is already running (or busy).")
+            return
+        folder = loaders.output_path(
+            self.workspace, "deploy", "service", "artifacts/deploy/service"
+        )
+        if not (folder / "app.py").is_file():
+            self.notify("No service yet: run the deployment phase first.", severity="warning")
+            return
+        self.service_busy = "starting"
+        self._show_service()
+        self._start_service(folder)
+
+    def stop_service(self) -> None:
+        if self.service is None:
+            self.notify("The service is not running.")
+            return
+        service, self.service = self.service, None
+        self.service_busy = "stopping"
+        self._show_service()
+        self._stop_service(service)
+
+    def sample_request(self) -> None:
+        if self.service is None:
+            self.notify("Start the service first (u).", severity="warning")
+            return
+        self._sample_request(self.service)
+
+    def shutdown_service(self) -> None:
+        """Stop the service now (on quit): a few seconds at most."""
+        self._quitting.set()
+        if self.service is not None:
+            service, self.service = self.service, None
+            service.stop(timeout=3.0)
 
     # -- workers: call the core, post messages, nothing else --------------------------------------
     def _read_status(self) -> StatusLoaded:
         seq = next(self._status_seq)
         if not self.workspace.exists():
-            return StatusLoaded(seq, [], NO_CONFIG_HELP.format(path=self.workspace.root))
+            return StatusLoaded(seq, [], NO_CONFIG_HELP.format(path=self.workspace.root), True)
         try:
             return StatusLoaded(seq, pipeline.project_status(self.workspace))
         except MlwizardError as exc:
@@ -195,7 +297,9 @@ class MlwizardApp(App[int]):
             self.post_message(message)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pipeline")
-    def _run_pipeline(self, phases: list[str], cancel: threading.Event) -> None:
+    def _run_pipeline(
+        self, phases: list[str], cancel: threading.Event, time_budget: float | None
+    ) -> None:
         def emit(event: ev.Event) -> None:
             self.post_message(CoreEvent(event))
 
@@ -204,7 +308,9 @@ class MlwizardApp(App[int]):
                 break
             self.post_message(PhaseRunning(phase))
             try:
-                pipeline.run_phase(self.workspace, phase, emit=emit, cancel=cancel)
+                pipeline.run_phase(
+                    self.workspace, phase, emit=emit, cancel=cancel, time_budget=time_budget
+                )
             except MlwizardError as exc:
                 cancelled = isinstance(exc, CancelledError)
                 self.post_message(PhaseFailed(phase, str(exc), cancelled))
@@ -213,6 +319,51 @@ class MlwizardApp(App[int]):
                 # Also on an unexpected error, which Worker.StateChanged turns into a notification.
                 self.post_message(self._read_status())
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="scaffold")
+    def _create_project(self, data: str, target: str) -> None:
+        from mlwizard.core.scaffold import create_project, write_config
+
+        root = self.workspace.root
+        try:
+            if not root.exists() or not any(root.iterdir()):
+                create_project(root, data=Path(data), target=target)
+            else:
+                path = Path(data).resolve()
+                source = path.relative_to(root) if path.is_relative_to(root) else path
+                write_config(root, str(source), target)
+        except MlwizardError as exc:
+            self.post_message(ProjectCreated(str(root), str(exc)))
+            return
+        self.post_message(ProjectCreated(str(root)))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="service")
+    def _start_service(self, folder: Path) -> None:
+        try:
+            service = svc.start(folder, cancel=self._quitting)
+        except svc.ServiceError as exc:
+            self.post_message(ServiceStopped(f"could not start: {exc}"))
+            return
+        self.post_message(ServiceStarted(service))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="service-stop")
+    def _stop_service(self, service: svc.LocalService) -> None:
+        service.stop()
+        self.post_message(ServiceStopped("stopped"))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="service-request")
+    def _sample_request(self, service: svc.LocalService) -> None:
+        try:
+            rows = loaders.sample_rows(self.workspace)
+        except Exception as exc:
+            self.post_message(ServiceAnswered(None, None, None, f"no sample row: {exc}"))
+            return
+        try:
+            status, body = svc.predict(service, rows)
+        except svc.ServiceError as exc:
+            self.post_message(ServiceAnswered(rows, None, None, str(exc)))
+            return
+        self.post_message(ServiceAnswered(rows, status, body))
+
     # -- handlers: own the state, touch the widgets ----------------------------------------------
     @on(StatusLoaded)
     def _on_status_loaded(self, message: StatusLoaded) -> None:
@@ -220,62 +371,173 @@ class MlwizardApp(App[int]):
             return
         self._status_applied = message.seq
         self.status_refreshes += 1
-        if message.problem != self.problem:
-            self._notice.update(message.problem or "")
-            self._notice.set_class(message.problem is not None, "-visible")
-        self.states, self.problem = message.states, message.problem
+        self.states, self.problem, self.no_config = (
+            message.states,
+            message.problem,
+            message.no_config,
+        )
         self._render_states()
         self._sync_bindings()
+        signature = (
+            message.problem,
+            tuple(
+                (s.status, s.reason, s.checkpoint.finished_at if s.checkpoint else "")
+                for s in message.states
+            ),
+        )
+        if signature != self._signature:
+            self._signature = signature
+            for screen in self.phase_screens.values():
+                if screen.is_mounted:
+                    screen.reload()
+        if message.no_config and not self._offered_project:
+            self._offered_project = True
+            self.push_screen(NewProjectScreen(self.workspace.root), self._on_new_project)
+        elif message.problem is not None and not message.no_config:
+            self.notify(message.problem, title="Project", severity="error", markup=False)
+        elif not self._resumed and message.states:
+            # Reopening resumes at the first phase that is not done.
+            self._resumed = True
+            self.show_phase(self.first_incomplete())
+
+    def _on_new_project(self, answer: tuple[str, str] | None) -> None:
+        if answer is not None:
+            self._create_project(*answer)
+
+    @on(ProjectCreated)
+    def _on_project_created(self, message: ProjectCreated) -> None:
+        if message.error:
+            self.notify(message.error, title="Not created", severity="error", markup=False)
+            self._offered_project = False
+        else:
+            self.notify(f"Created {CONFIG_FILE} in {message.root}.", markup=False)
+        self.action_refresh_status()
 
     @on(PhaseRunning)
     def _on_phase_running(self, message: PhaseRunning) -> None:
         self.running_phase = message.phase
+        self.activity = ""
+        if message.phase == "model":
+            self.live_runs = {}
+            self.model_started = time.monotonic()
+            if "model" in self.phase_screens:
+                self.phase_screens["model"].live_update({})  # type: ignore[attr-defined]
         self._render_states()
 
     @on(CoreEvent)
     def _on_core_event(self, message: CoreEvent) -> None:
         event = message.event
-        text = f"{event.phase}: {event.kind.replace('_', ' ')}" if event.phase else event.kind
-        self._log(f"{text} — {event.message}" if event.message else text)
+        if event.message:
+            self.activity = f"{event.phase}: {event.message}" if event.phase else event.message
+            self._show_activity()
+        data = event.data
+        if event.phase == "model" and event.kind == "message" and "candidate" in data:
+            name = str(data["candidate"])
+            if data.get("started"):
+                self.live_runs[name] = {"status": "running", "message": event.message}
+            elif "status" in data:
+                self.live_runs[name] = {
+                    "status": data.get("status"),
+                    "score": data.get("score"),
+                    "duration_s": data.get("duration_s"),
+                    "deployable": data.get("deployable"),
+                    "message": event.message,
+                }
+            else:
+                return
+            screen = self.phase_screens.get("model")
+            if screen is not None:
+                screen.live_update(dict(self.live_runs))  # type: ignore[attr-defined]
 
     @on(PhaseFailed)
     def _on_phase_failed(self, message: PhaseFailed) -> None:
-        self._log(f"{message.phase}: {message.message}")
+        self._run_failed = True
         severity = "warning" if message.cancelled else "error"
         self.notify(message.message, title=message.phase, severity=severity, markup=False)
+
+    @on(ServiceStarted)
+    def _on_service_started(self, message: ServiceStarted) -> None:
+        self.service, self.service_busy = message.service, None
+        self.notify(f"Service running at {message.service.url}.", markup=False)
+        self._show_service()
+
+    @on(ServiceStopped)
+    def _on_service_stopped(self, message: ServiceStopped) -> None:
+        self.service_busy = None
+        severity = "error" if message.reason.startswith("could not") else "information"
+        self.notify(f"Service {message.reason}.", severity=severity, markup=False)
+        self._show_service()
+
+    @on(ServiceAnswered)
+    def _on_service_answered(self, message: ServiceAnswered) -> None:
+        self.last_response = message
+        screen = self.phase_screens.get("deploy")
+        if screen is not None:
+            screen.show_response(message.status, message.body, message.error)  # type: ignore[attr-defined]
+        if message.error:
+            self.notify(message.error, title="Request failed", severity="error", markup=False)
 
     @on(Worker.StateChanged)
     def _on_worker_state(self, event: Worker.StateChanged) -> None:
         worker = event.worker
+        if worker.node is not self:
+            return  # a screen's worker: the screen says what went wrong
         if event.state == WorkerState.ERROR:
             error = worker.error
-            text = f"{type(error).__name__}: {error}"
-            self._log(f"error: {text}")
-            self.notify(text, title="Unexpected error", severity="error", markup=False)
+            self.notify(
+                f"{type(error).__name__}: {error}",
+                title="Unexpected error",
+                severity="error",
+                markup=False,
+            )
+            if worker.group == "service":
+                self.service_busy = None
+                self._show_service()
         if worker.group == "pipeline" and event.state in (
             WorkerState.SUCCESS,
             WorkerState.ERROR,
             WorkerState.CANCELLED,
         ):
+            finished = self.running_phase
             self._pipeline_active = False
             self._cancel = None
             self.running_phase = None
+            self.model_started = None
             self._render_states()
             self._sync_bindings()
+            for screen in self.phase_screens.values():
+                screen.reload()
+            if event.state == WorkerState.SUCCESS and finished and not self._run_failed:
+                self._hint_next()
 
     # -- rendering -------------------------------------------------------------------------------
     def _render_states(self) -> None:
-        self._stepper.display = self.problem is None
-        for state in self.states:
-            row = self._stepper.row(state.phase)
-            if state.phase == self.running_phase:
-                row.show("running", "running… (c to cancel)")
-                continue
-            reason = state.reason
-            if state.status == "done" and state.checkpoint and state.checkpoint.gate_failures:
-                reason = "quality gate failed: " + "; ".join(state.checkpoint.gate_failures)
-            row.show(state.status, reason)
-        self._progress.update(progress=self.progress_percent)
+        for screen in self.phase_screens.values():
+            if screen.is_mounted:
+                screen.show_states()
+        model = self.phase_screens.get("model")
+        if model is not None and model.is_mounted:
+            model.tick()  # type: ignore[attr-defined]
+
+    def _show_activity(self) -> None:
+        screen = self.screen
+        if isinstance(screen, PhaseScreen):
+            screen.show_activity(self.activity)
+
+    def _show_service(self) -> None:
+        screen = self.phase_screens.get("deploy")
+        if screen is not None and screen.is_mounted:
+            screen.show_service()  # type: ignore[attr-defined]
+
+    def _hint_next(self) -> None:
+        states = {s.phase: s for s in self.states}
+        done = [p for p in pipeline.PHASE_NAMES if p in states and states[p].status == "done"]
+        nxt = self.first_incomplete()
+        if len(done) == len(pipeline.PHASE_NAMES):
+            self.notify("Every phase is done.")
+        elif nxt in pipeline.PHASE_NAMES and done:
+            key = pipeline.PHASE_NAMES.index(nxt) + 1
+            self.notify(f"Next: {TITLES[nxt]} (press {key}).")
 
     def _sync_bindings(self) -> None:
         """Refresh the footer only when what the keys can do changed: it rebuilds its widgets."""
@@ -284,12 +546,12 @@ class MlwizardApp(App[int]):
             self._bindings_key = key
             self.refresh_bindings()
 
-    def _log(self, line: str) -> None:
-        self._log_view.write_line(line)
-
 
 def run_tui(project: Path) -> int:
     """Run the app on `project` until the user quits; return the exit code."""
     app = MlwizardApp(project)
-    app.run()
+    try:
+        app.run()
+    finally:
+        app.shutdown_service()
     return app.return_code or 0

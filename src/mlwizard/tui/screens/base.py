@@ -1,0 +1,121 @@
+"""What every phase screen shares: the stepper beside the phase's own body, a notice line, keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from mlwizard.core import pipeline
+from mlwizard.tui.messages import ViewLoaded
+from mlwizard.tui.widgets import PhaseStepper
+from mlwizard.tui.widgets.stepper import TITLES, PhaseRow
+
+if TYPE_CHECKING:
+    from mlwizard.tui.app import MlwizardApp
+
+
+class PhaseScreen(Screen[None]):
+    """One phase: `compose_body` yields its widgets; `load_view` reads its artifacts off the
+    UI thread (a worker of the screen's own group) and `show_view` puts them on screen."""
+
+    PHASE: ClassVar[str] = ""
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "run_phase", "Run phase")]
+
+    def __init__(self) -> None:
+        super().__init__(id=f"screen-{self.PHASE}")
+        self.view: object | None = None
+        self.views_loaded = 0  # tests wait on it
+
+    @property
+    def wizard(self) -> MlwizardApp:
+        return cast("MlwizardApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="frame"):
+            yield PhaseStepper(id="stepper")
+            with Vertical(id="body"):
+                yield Static("", id="notice", classes="notice")
+                yield from self.compose_body()
+                yield Static("", id="activity")
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.title = f"mlwizard · {TITLES[self.PHASE]}"
+        self.query_one(PhaseStepper).mark_current(self.PHASE)
+        self.wizard.register_screen(self)
+
+    def on_screen_resume(self) -> None:
+        self.show_states()
+        self.reload()
+
+    # -- state from the app ----------------------------------------------------------------------
+    def show_states(self) -> None:
+        app = self.wizard
+        stepper = self.query_one(PhaseStepper)
+        for state in app.states:
+            row = stepper.row(state.phase)
+            if state.phase == app.running_phase:
+                row.show("running", "running… (c to cancel)")
+                continue
+            reason = state.reason
+            if state.status == "done" and state.checkpoint and state.checkpoint.gate_failures:
+                reason = "quality gate failed: " + "; ".join(state.checkpoint.gate_failures)
+            row.show(state.status, f"{pipeline.PHASE_WEIGHTS[state.phase]}% · {reason}")
+        stepper.show_progress(app.progress_percent)
+        notice = self.query_one("#notice", Static)
+        problem = app.problem or ""
+        if str(notice.content) != problem:
+            notice.update(problem)
+        notice.set_class(bool(problem), "-visible")
+
+    def show_activity(self, text: str) -> None:
+        """The last thing the running phase said (one line)."""
+        self.query_one("#activity", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
+
+    def state(self) -> pipeline.PhaseState | None:
+        return next((s for s in self.wizard.states if s.phase == self.PHASE), None)
+
+    # -- artifacts -------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Read this phase's artifacts again (a worker); `show_view` follows."""
+
+    @on(ViewLoaded)
+    def _on_view_loaded(self, message: ViewLoaded) -> None:
+        message.stop()
+        self.view = message.view
+        self.views_loaded += 1
+        self.show_view(message.view)
+
+    def show_view(self, view: object) -> None:
+        """Put a freshly loaded view on screen."""
+
+    # -- actions ---------------------------------------------------------------------------------
+    def action_run_phase(self) -> None:
+        self.wizard.run_phases([self.PHASE])
+
+    @on(PhaseRow.Selected)
+    def _on_row_selected(self, message: PhaseRow.Selected) -> None:
+        self.wizard.show_phase(message.phase)
+
+    @on(Worker.StateChanged)
+    def _on_worker_state(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(
+                f"{type(error).__name__}: {error}",
+                title="Could not load",
+                severity="error",
+                markup=False,
+            )

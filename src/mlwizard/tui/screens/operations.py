@@ -70,8 +70,8 @@ class OperationsScreen(PhaseScreen):
             )
         current = view.drift.get("current")
         note = (
-            f"Drift of {current} against the training split (PSI ≤ {PSI_WARN:g} stable, "
-            f"≤ {PSI_ALERT:g} moderate, above that major)."
+            f"Drift of {current} against the training split: PSI above its sampling noise "
+            f"≤ {PSI_WARN:g} stable, ≤ {PSI_ALERT:g} moderate, above that major."
             if current
             else "No drift report yet: run the operations phase (r)."
         )

@@ -21,14 +21,16 @@ from mlwizard.core import audit, coltypes, pipeline, sources
 from mlwizard.core.audit import Finding, TableFacts
 from mlwizard.core.config import DEFAULT_NA_VALUES, update_config_file
 from mlwizard.core.errors import BadInputError, QualityGateError
-from mlwizard.core.profile import profile_relation
+from mlwizard.core.profile import profile_dataset
 from mlwizard.core.schema import Schema
 
 N = 400
 
 
-def table_audit(relation, target: str = "label", task: str = "binary", types=None) -> list[Finding]:
-    profile = profile_relation(relation)
+def table_audit(
+    con, relation, target: str = "label", task: str = "binary", types=None
+) -> list[Finding]:
+    profile = profile_dataset(con, relation)
     scan = audit.scan_table(relation)
     inferred = coltypes.infer_types(profile, scan, types or {})
     facts = TableFacts(profile["rows"], target, task, profile["columns"], scan, inferred)
@@ -38,8 +40,8 @@ def table_audit(relation, target: str = "label", task: str = "binary", types=Non
 def audit_frame(tmp_path: Path, frame: pd.DataFrame, target: str = "label", task: str = "binary"):
     path = tmp_path / "data.parquet"
     frame.to_parquet(path, index=False)
-    relation = sources.read_table(sources.connect(), path, DEFAULT_NA_VALUES)
-    return table_audit(relation, target, task)
+    con = sources.connect()
+    return table_audit(con, sources.read_table(con, path, DEFAULT_NA_VALUES), target, task)
 
 
 def fired(findings: list[Finding], rule: str) -> list[Finding]:
@@ -78,7 +80,8 @@ def test_demo_data_has_no_error_or_warning(make_project, demo_csv) -> None:
 def test_empty_table(tmp_path: Path) -> None:
     path = tmp_path / "empty.parquet"
     synthetic_frame().head(0).to_parquet(path, index=False)
-    findings = table_audit(sources.connect().read_parquet(str(path)))
+    con = sources.connect()
+    findings = table_audit(con, con.read_parquet(str(path)))
     assert [(f.rule, f.severity) for f in findings] == [("empty_table", "error")]
 
 
@@ -190,8 +193,9 @@ def test_booleans_and_types_are_inferred(tmp_path: Path) -> None:
     )
     path = tmp_path / "types.parquet"
     frame.to_parquet(path, index=False)
-    relation = sources.read_table(sources.connect(), path)
-    profile = profile_relation(relation)
+    con = sources.connect()
+    relation = sources.read_table(con, path)
+    profile = profile_dataset(con, relation)
     types = coltypes.infer_types(profile, audit.scan_table(relation), {"x2": "categorical"})
     assert types == {
         "x1": "numeric",

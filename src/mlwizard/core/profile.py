@@ -1,7 +1,7 @@
 """Column profiles of a DuckDB relation.
 
-`profile_relation` is the quick one-scan summary. `profile_dataset` is the exploratory profile
-behind the reports, in one scan of the source whatever its size (two when the table is small):
+`profile_dataset` is the exploratory profile behind the data phase and its reports, in one scan
+of the source whatever its size (two when the table is small):
 
 - exact, from every row: rows, nulls, non-finite values, min, max, mean, standard deviation, and
   distinct counts (HyperLogLog; counted exactly when the sample holds every row);
@@ -64,57 +64,6 @@ FLOAT_TYPES = frozenset({"FLOAT", "DOUBLE", "REAL"})
 # --- the quick one-scan profile -------------------------------------------------------------
 
 
-def _column_expressions(index: int, name: str, numeric: bool) -> list[str]:
-    col = quote_ident(name)
-    exprs = [
-        f"count({col}) AS c{index}_count",
-        f"approx_count_distinct({col}) AS c{index}_distinct",
-    ]
-    if numeric:
-        quantiles = ", ".join(map(str, QUANTILES))
-        exprs += [
-            f"min({col})::DOUBLE AS c{index}_min",
-            f"max({col})::DOUBLE AS c{index}_max",
-            f"avg({col})::DOUBLE AS c{index}_mean",
-            f"stddev_samp({col})::DOUBLE AS c{index}_std",
-            f"approx_quantile({col}::DOUBLE, [{quantiles}]) AS c{index}_quantiles",
-        ]
-    else:
-        exprs.append(f"approx_top_k({col}::VARCHAR, {TOP_K}) AS c{index}_top")
-    return exprs
-
-
-def profile_relation(relation: duckdb.DuckDBPyRelation) -> dict[str, Any]:
-    """Rows and, per column: type, nulls, distinct (approximate), numeric stats or top values."""
-    types = dict(zip(relation.columns, map(str, relation.types), strict=True))
-    exprs = ["count(*) AS n_rows"]
-    for index, (name, kind) in enumerate(types.items()):
-        exprs += _column_expressions(index, name, is_numeric_type(kind))
-    cursor = relation.aggregate(", ".join(exprs))
-    values = dict(zip(cursor.columns, cursor.fetchall()[0], strict=True))
-    rows = values["n_rows"]
-    columns: dict[str, Any] = {}
-    for index, (name, kind) in enumerate(types.items()):
-        stats = {
-            k.removeprefix(f"c{index}_"): v for k, v in values.items() if k.startswith(f"c{index}_")
-        }
-        present = stats.pop("count")
-        entry: dict[str, Any] = {
-            "type": kind,
-            "numeric": is_numeric_type(kind),
-            "nulls": rows - present,
-            "null_fraction": round((rows - present) / rows, 6) if rows else 0.0,
-            "distinct": min(stats.pop("distinct"), present),
-        }
-        if "quantiles" in stats:
-            stats["quantiles"] = dict(
-                zip(map(str, QUANTILES), stats["quantiles"] or [], strict=False)
-            )
-        entry.update(stats)
-        columns[name] = entry
-    return {"rows": rows, "columns": columns}
-
-
 # --- the exploratory profile -----------------------------------------------------------------
 
 
@@ -165,9 +114,9 @@ def profile_dataset(
 ) -> dict[str, Any]:
     """The exploratory profile of `relation`, which must belong to `con`.
 
-    `profile["columns"]` keeps every key of `profile_relation` (rows; per column type, numeric,
-    nulls, null_fraction, distinct, min, max, mean, std, quantiles, top) and adds histograms, top
-    values with counts and more; `correlations`, `target` and `missingness` describe the columns
+    `profile["columns"]` has, per column: type, numeric, nulls, null_fraction, distinct, min,
+    max, mean, std, quantiles, top (the commonest values), histograms, top values with counts
+    and more; `correlations`, `target` and `missingness` describe the columns
     together; `sample` says how many rows the sampled statistics rest on. `task` is "regression",
     "binary", "multiclass" or None (inferred from the target).
     """

@@ -23,6 +23,7 @@ from mlwizard.core.config import (
     SplitSection,
     update_config_file,
 )
+from mlwizard.core.ml.candidates import FAMILIES
 from mlwizard.core.pipeline import PhaseContext
 from mlwizard.core.scaffold import create_project
 from mlwizard.core.schema import Feature, Schema, input_names
@@ -36,14 +37,7 @@ FEATURES = {
     "city": "categorical",
     "plan": "categorical",
 }
-ALL_CANDIDATES = (
-    "dummy",
-    "linear",
-    "hist_gradient_boosting",
-    "random_forest",
-    "catboost",
-    "extra_trees",
-)
+ALL_CANDIDATES = tuple(FAMILIES)  # every registered family, in the registry's order
 CLASSES = {"binary": ["churn", "stay"], "multiclass": ["high", "low", "mid"]}
 SPLIT_ROWS = (600, 250, 250)
 

@@ -119,5 +119,6 @@ def test_a_gate_failure_blocks_what_depends_on_it(make_project) -> None:
     ws.write_checkpoint(checkpoint)
     skipped = pipeline.run(ws, ["discovery"])  # results stand; the gate still fails on rerun
     assert skipped.exit_code == 1 and "below the success threshold" in str(skipped.error)
+    assert skipped.phases["discovery"].status == "skipped"
     with pytest.raises(QualityGateError, match="needs 'discovery', whose results failed"):
         pipeline.run_phase(ws, "data")

@@ -308,6 +308,7 @@ def run(
     report = RunReport(project=ws.root)
     config = ws.load_config()
     for phase in phases:
+        before = ws.read_checkpoint(phase)
         try:
             report.phases[phase] = run_phase(
                 ws, phase, config=config, time_budget=time_budget, emit=emit, cancel=cancel
@@ -318,9 +319,12 @@ def run(
             checkpoint = ws.read_checkpoint(phase)
             if checkpoint is None:
                 outcome = PhaseOutcome("failed")
-            else:
+            elif checkpoint.status != "done":
                 outcome = _outcome(ws, checkpoint, "done")
-                outcome.status = "done" if checkpoint.status == "done" else "failed"
+                outcome.status = "failed"
+            else:  # the gate also fails when an up-to-date phase is skipped
+                skipped = before is not None and before.finished_at == checkpoint.finished_at
+                outcome = _outcome(ws, checkpoint, "skipped" if skipped else "done")
             outcome.error = str(exc)
             report.phases[phase] = outcome
             report.error = exc

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from mlwizard.core.errors import BadInputError
 from mlwizard.core.sources import is_numeric_type, quote_ident
+from mlwizard.core.tasks import MAX_INTEGER_CLASSES
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 TOP_K = 5
@@ -49,7 +50,6 @@ MAX_LEVELS = 50  # categories (or classes) kept per column for association; the 
 CORRELATION_COLUMNS = 40  # numeric columns in the correlation matrix
 TOP_PAIRS = 20
 MISSING_PATTERNS = 10
-CLASS_TARGET_MAX_DISTINCT = 20  # a numeric target with more distinct values is a regression target
 SAMPLED_STATISTICS = (
     "quantiles",
     "histograms",
@@ -472,8 +472,7 @@ def _target_profile(
     """
     info = sampled[target]
     regression = info.column.numeric and (
-        task == "regression"
-        or (task is None and np.unique(info.finite).size > CLASS_TARGET_MAX_DISTINCT)
+        task == "regression" or (task is None and np.unique(info.finite).size > MAX_INTEGER_CLASSES)
     )
     keep = ~info.missing
     if regression:

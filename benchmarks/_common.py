@@ -143,7 +143,7 @@ def checkpoint(project: Path, phase: str) -> dict[str, Any]:
 
 
 def set_model_config(project: Path, **values: Any) -> None:
-    from mlwizard.core.config import update_config_file
+    from mlwizard.core.kernel.config import update_config_file
 
     update_config_file(project / "mlwizard.toml", {"model": values})
 

@@ -82,7 +82,7 @@ def run_mlwizard(
     if candidates:
         settings["candidates"] = candidates
     set_model_config(project, **settings)
-    from mlwizard.core.config import update_config_file
+    from mlwizard.core.kernel.config import update_config_file
 
     update_config_file(project / "mlwizard.toml", {"project": {"seed": seed}})
     # Exit 1 is a quality gate, 2 a run with no usable model: results, not crashes.

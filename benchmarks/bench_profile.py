@@ -11,7 +11,8 @@ no run inherits another's memory or caches inside DuckDB. Runs are interleaved
 
 - **bare**: one DuckDB aggregate over every column, `count(*)` and `min` of each: the floor, the
   cost of parsing the file once.
-- **profile**: `mlwizard.core.profile.profile_dataset` with a target (what the data phase runs).
+- **profile**: `mlwizard.core.data.profile.profile_dataset` with a target (what the data phase
+  runs).
 - **pandas**: `pandas.read_csv` then `DataFrame.describe(include="all")`.
 
 Goal (issue 3): profile <= 2.5x the bare scan and <= 1.5 GB peak.
@@ -116,8 +117,8 @@ def measure(kind: str, path: Path) -> dict[str, float]:
     else:
         import duckdb
 
-        from mlwizard.core.profile import profile_dataset
-        from mlwizard.core.sources import quote_ident
+        from mlwizard.core.data.profile import profile_dataset
+        from mlwizard.core.ingest.sources import quote_ident
 
         con = duckdb.connect(":memory:")
         before = resource.getrusage(resource.RUSAGE_SELF)

@@ -10,7 +10,7 @@ candidate's search runs every configuration it plans; the script checks it and p
 
 Two durations per run: the model phase as its checkpoint records it, and the sweep, from the
 first candidate run's start to the last one's end, read from the experiment store
-(`mlwizard.core.ml.experiments.list_runs`). One worker gets every core's threads; two get half
+(`mlwizard.core.model.experiments.list_runs`). One worker gets every core's threads; two get half
 each (`workers.plan`).
 """
 
@@ -42,8 +42,8 @@ WORKERS = (1, 2)
 
 
 def sweep_seconds(project: Path) -> float:
-    from mlwizard.core.ml.experiments import list_runs
-    from mlwizard.core.workspace import Workspace
+    from mlwizard.core.kernel.workspace import Workspace
+    from mlwizard.core.model.experiments import list_runs
 
     runs = [r for r in list_runs(Workspace(project)) if r.started_at and r.duration_s]
     start = min(r.started_at for r in runs)
@@ -141,7 +141,7 @@ def main() -> None:
         if args.candidates:
             settings["candidates"] = args.candidates.split(",")
         set_model_config(prepared, **settings)
-        from mlwizard.core.config import update_config_file
+        from mlwizard.core.kernel.config import update_config_file
 
         update_config_file(prepared / "mlwizard.toml", {"project": {"seed": args.seed}})
         mlwizard("run", "--phase", "discovery", "-p", prepared)

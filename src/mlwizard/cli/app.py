@@ -104,15 +104,15 @@ def run(
     ] = False,
 ) -> None:
     """Run phases headless, skipping those whose inputs have not changed."""
-    from mlwizard.core import pipeline
-    from mlwizard.core.workspace import Workspace
+    from mlwizard.core import runner
+    from mlwizard.core.kernel.workspace import Workspace
 
     with errors_to_exit_codes():
         workspace = Workspace(project)
         _apply_data_options(workspace, data, target)
-        report = pipeline.run(
+        report = runner.run(
             workspace,
-            pipeline.resolve_phases(phase.value),
+            runner.resolve_phases(phase.value),
             time_budget=time_budget,
             emit=progress_printer(),
         )
@@ -127,8 +127,8 @@ def run(
 
 def _apply_data_options(workspace, data: Path | None, target: str | None) -> None:
     """`--data/--target` create the config on a first run, or update it."""
-    from mlwizard.core.config import update_config_file
-    from mlwizard.core.errors import BadInputError
+    from mlwizard.core.kernel.config import update_config_file
+    from mlwizard.core.kernel.errors import BadInputError
 
     source = None if data is None else _source_value(workspace.root, data)
     if not workspace.exists():
@@ -154,7 +154,7 @@ def _source_value(root: Path, data: str) -> str:
         return data
     path = Path(data)
     if not path.is_file():
-        from mlwizard.core.errors import BadInputError
+        from mlwizard.core.kernel.errors import BadInputError
 
         raise BadInputError(f"{data}: file not found")
     return _relative_to(root, path)
@@ -180,8 +180,8 @@ def status(project: ProjectOption = Path(".")) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from mlwizard.core.pipeline import project_status
-    from mlwizard.core.workspace import Workspace
+    from mlwizard.core.kernel.workspace import Workspace
+    from mlwizard.core.runner import project_status
 
     with errors_to_exit_codes():
         states = project_status(Workspace(project))
@@ -212,8 +212,8 @@ def predict(
     ] = None,
 ) -> None:
     """Batch predictions with the deployed ONNX model (the same code the service runs)."""
-    from mlwizard.core.predict import predict_file
-    from mlwizard.core.workspace import Workspace
+    from mlwizard.core.deploy.batch import predict_file
+    from mlwizard.core.kernel.workspace import Workspace
 
     with errors_to_exit_codes():
         written = predict_file(Workspace(project), input_file, output)
@@ -231,16 +231,16 @@ def demo(
     """Scaffold a project on the bundled penguins data (predicting sex) and run every phase."""
     from importlib import resources
 
-    from mlwizard.core import pipeline
+    from mlwizard.core import runner
+    from mlwizard.core.kernel.workspace import Workspace
     from mlwizard.core.scaffold import create_project
-    from mlwizard.core.workspace import Workspace
 
     with errors_to_exit_codes():
         with resources.as_file(resources.files("mlwizard.datasets") / "penguins.csv") as data:
             project = create_project(directory, data=data, target="sex", force=force)
         workspace = Workspace(project)
-        report = pipeline.run(
-            workspace, pipeline.PHASE_NAMES, time_budget=time_budget, emit=progress_printer()
+        report = runner.run(
+            workspace, runner.PHASE_NAMES, time_budget=time_budget, emit=progress_printer()
         )
     if report.error is not None:
         report_failure(report.error)

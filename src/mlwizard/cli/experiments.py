@@ -17,8 +17,8 @@ from rich.text import Text
 from mlwizard.cli.output import errors_to_exit_codes, out, print_json
 
 if TYPE_CHECKING:
-    from mlwizard.core.ml.experiments import Comparison, PhaseRun, RunRow
-    from mlwizard.core.workspace import Workspace
+    from mlwizard.core.kernel.workspace import Workspace
+    from mlwizard.core.model.experiments import Comparison, PhaseRun, RunRow
 
 STATUS_STYLE = {"done": "green", "failed": "red", "skipped": "yellow", "cancelled": "dim"}
 CHOSEN = "★"
@@ -54,9 +54,9 @@ def experiments(
 
     Each run: id, status, validation score, time, deployable or why not; ★ marks the choice.
     """
-    from mlwizard.core.errors import BadInputError
-    from mlwizard.core.ml.experiments import compare_runs, list_phase_runs, store_path
-    from mlwizard.core.workspace import Workspace
+    from mlwizard.core.kernel.errors import BadInputError
+    from mlwizard.core.kernel.workspace import Workspace
+    from mlwizard.core.model.experiments import compare_runs, list_phase_runs, store_path
 
     with errors_to_exit_codes():
         workspace = Workspace(project)

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mlwizard.core.errors import MlwizardError
+from mlwizard.core.kernel.errors import MlwizardError
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -72,7 +72,7 @@ def report_failure(error: MlwizardError) -> None:
 
 def progress_printer(quiet: bool = False) -> Callable[[Any], None]:
     """An event sink that narrates the pipeline on stderr."""
-    from mlwizard.core.events import Event
+    from mlwizard.core.kernel.events import Event
 
     styles = {"phase_started": "bold cyan", "phase_finished": "green", "phase_skipped": "dim"}
 

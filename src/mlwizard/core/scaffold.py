@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mlwizard.core import atomic
-from mlwizard.core.config import CONFIG_FILE
-from mlwizard.core.errors import BadInputError
-from mlwizard.core.templates import render
+from mlwizard.core.kernel import atomic
+from mlwizard.core.kernel.config import CONFIG_FILE
+from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel.templates import render
 
 
 def create_project(

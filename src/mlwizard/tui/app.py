@@ -20,13 +20,13 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from mlwizard.core import events as ev
-from mlwizard.core import pipeline
-from mlwizard.core.config import CONFIG_FILE, update_config_file
-from mlwizard.core.errors import CancelledError, MlwizardError
-from mlwizard.core.workspace import Workspace
+from mlwizard.core import runner
+from mlwizard.core.deploy import local_service as svc
+from mlwizard.core.kernel import events as ev
+from mlwizard.core.kernel.config import CONFIG_FILE, update_config_file
+from mlwizard.core.kernel.errors import CancelledError, MlwizardError
+from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.tui import loaders
-from mlwizard.tui import service as svc
 from mlwizard.tui.commands import WizardCommands
 from mlwizard.tui.messages import (
     CoreEvent,
@@ -75,7 +75,7 @@ class MlwizardApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
             Binding(str(i), f"show_phase('{phase}')", TITLES[phase], show=False)
-            for i, phase in enumerate(pipeline.PHASE_NAMES, start=1)
+            for i, phase in enumerate(runner.PHASE_NAMES, start=1)
         ),
         Binding("a", "run_all", "Run all"),
         Binding("c", "cancel", "Cancel"),
@@ -91,7 +91,7 @@ class MlwizardApp(App[int]):
         start_resource_tracker()
         self.workspace = Workspace(project)
         self.sub_title = str(self.workspace.root)
-        self.states: list[pipeline.PhaseState] = []
+        self.states: list[runner.PhaseState] = []
         self.problem: str | None = None
         self.no_config = False
         self.running_phase: str | None = None
@@ -135,9 +135,7 @@ class MlwizardApp(App[int]):
 
     @property
     def progress_percent(self) -> int:
-        return sum(
-            pipeline.PHASE_WEIGHTS.get(s.phase, 0) for s in self.states if s.status == "done"
-        )
+        return sum(runner.PHASE_WEIGHTS.get(s.phase, 0) for s in self.states if s.status == "done")
 
     def phase_status(self, phase: str) -> str:
         """What the stepper shows for `phase` (the core's status, or "running")."""
@@ -149,7 +147,7 @@ class MlwizardApp(App[int]):
         for state in self.states:
             if state.status != "done" or (state.checkpoint and state.checkpoint.gate_failures):
                 return state.phase
-        return pipeline.PHASE_NAMES[-1]
+        return runner.PHASE_NAMES[-1]
 
     def _remaining(self) -> list[str]:
         """Phases from the first one not done to the end, in pipeline order."""
@@ -286,7 +284,7 @@ class MlwizardApp(App[int]):
         if not self.workspace.exists():
             return StatusLoaded(seq, [], NO_CONFIG_HELP.format(path=self.workspace.root), True)
         try:
-            return StatusLoaded(seq, pipeline.project_status(self.workspace))
+            return StatusLoaded(seq, runner.project_status(self.workspace))
         except MlwizardError as exc:
             return StatusLoaded(seq, [], str(exc))
 
@@ -308,7 +306,7 @@ class MlwizardApp(App[int]):
                 break
             self.post_message(PhaseRunning(phase))
             try:
-                pipeline.run_phase(
+                runner.run_phase(
                     self.workspace, phase, emit=emit, cancel=cancel, time_budget=time_budget
                 )
             except MlwizardError as exc:
@@ -531,12 +529,12 @@ class MlwizardApp(App[int]):
 
     def _hint_next(self) -> None:
         states = {s.phase: s for s in self.states}
-        done = [p for p in pipeline.PHASE_NAMES if p in states and states[p].status == "done"]
+        done = [p for p in runner.PHASE_NAMES if p in states and states[p].status == "done"]
         nxt = self.first_incomplete()
-        if len(done) == len(pipeline.PHASE_NAMES):
+        if len(done) == len(runner.PHASE_NAMES):
             self.notify("Every phase is done.")
-        elif nxt in pipeline.PHASE_NAMES and done:
-            key = pipeline.PHASE_NAMES.index(nxt) + 1
+        elif nxt in runner.PHASE_NAMES and done:
+            key = runner.PHASE_NAMES.index(nxt) + 1
             self.notify(f"Next: {TITLES[nxt]} (press {key}).")
 
     def _sync_bindings(self) -> None:

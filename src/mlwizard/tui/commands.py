@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from mlwizard.core.pipeline import PHASE_NAMES
+from mlwizard.core.runner import PHASE_NAMES
 from mlwizard.tui.widgets.stepper import TITLES
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlwizard.core.config import Config, config_from_dict
-from mlwizard.core.workspace import Workspace
+from mlwizard.core.kernel.config import Config, config_from_dict
+from mlwizard.core.kernel.workspace import Workspace
 
 HISTOGRAM_BINS = 12
 MAX_BARS = 10
@@ -65,8 +65,8 @@ class ColumnsRead:
 
 def read_columns(ws: Workspace, source: str) -> ColumnsRead:
     """The columns of `source` (as `[data] source` would name it) read through the core."""
-    from mlwizard.core import sources
-    from mlwizard.core.errors import MlwizardError
+    from mlwizard.core.ingest import sources
+    from mlwizard.core.kernel.errors import MlwizardError
 
     try:
         raw: dict[str, Any] = {}

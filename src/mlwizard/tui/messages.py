@@ -7,8 +7,8 @@ from typing import Any
 
 from textual.message import Message
 
-from mlwizard.core import events as ev
-from mlwizard.core import pipeline
+from mlwizard.core import runner
+from mlwizard.core.kernel import events as ev
 
 
 @dataclass
@@ -17,7 +17,7 @@ class StatusLoaded(Message):
     cannot be read. `seq` orders reads, so an older read finishing late never wins."""
 
     seq: int
-    states: list[pipeline.PhaseState]
+    states: list[runner.PhaseState]
     problem: str | None = None
     no_config: bool = False
 

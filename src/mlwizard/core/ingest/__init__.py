@@ -1,4 +1,5 @@
-"""Readers behind `mlwizard.core.sources`: one module per kind of source.
+"""Sources: `sources` is the package's face (resolve, open and fingerprint the configured source);
+behind it, one reader module per kind of source.
 
 Every reader returns a DuckDB relation and raises `BadInputError` with one line naming the source
 and the problem. Files are read by DuckDB itself (CSV, Parquet, JSON); Excel and databases are read

@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from mlwizard.core.errors import BadInputError
-from mlwizard.core.sources import quote_ident
+from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.sql import quote_ident
 
 _table_ids = itertools.count(1)
 _ERROR_PREFIX = re.compile(r"^[A-Za-z ]*(Error|Exception): ")

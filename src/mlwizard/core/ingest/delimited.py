@@ -19,13 +19,13 @@ from typing import Any, TextIO
 
 import duckdb
 
-from mlwizard.core.errors import BadInputError
 from mlwizard.core.ingest.common import (
     check_unique_names,
     first_line,
     read_and_count,
     shown,
 )
+from mlwizard.core.kernel.errors import BadInputError
 
 SAMPLE_BYTES = 1 << 16
 DELIMITERS = (",", ";", "\t", "|")

@@ -14,8 +14,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlwizard.core.errors import BadInputError
 from mlwizard.core.ingest.common import check_unique_names, first_line, load_arrow, shown
+from mlwizard.core.kernel.errors import BadInputError
 
 MAX_EXACT_INTEGER = 2**53
 # fastexcel logs a warning through Python logging for columns with no typed cell; the column is

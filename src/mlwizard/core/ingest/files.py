@@ -9,9 +9,9 @@ from typing import Any
 
 import duckdb
 
-from mlwizard.core.errors import BadInputError
 from mlwizard.core.ingest.common import first_line, read_and_count, require_rows
-from mlwizard.core.sources import quote_ident
+from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.sql import quote_ident
 
 
 def _files(paths: Sequence[Path]) -> str | list[str]:

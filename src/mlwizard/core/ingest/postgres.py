@@ -17,10 +17,10 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import duckdb
 import pyarrow as pa
 
-from mlwizard.core.errors import BadInputError
-from mlwizard.core.hashing import hash_value
 from mlwizard.core.ingest.common import check_unique_names, load_arrow, shown
-from mlwizard.core.sources import quote_ident
+from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel.hashing import hash_value
+from mlwizard.core.sql import quote_ident
 
 CONNECT_TIMEOUT_S = 10
 SCHEMES = ("postgresql", "postgres")

@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from mlwizard.core.errors import BadInputError
 from mlwizard.core.ingest.common import check_unique_names, load_arrow, shown
-from mlwizard.core.sources import quote_ident
+from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.sql import quote_ident
 
 CHUNK_ROWS = 65_536
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
-from mlwizard.core import pipeline
+from mlwizard.core import runner
 from mlwizard.tui.messages import ViewLoaded
 from mlwizard.tui.widgets import PhaseStepper
 from mlwizard.tui.widgets.stepper import TITLES, PhaseRow
@@ -72,7 +72,7 @@ class PhaseScreen(Screen[None]):
             reason = state.reason
             if state.status == "done" and state.checkpoint and state.checkpoint.gate_failures:
                 reason = "quality gate failed: " + "; ".join(state.checkpoint.gate_failures)
-            row.show(state.status, f"{pipeline.PHASE_WEIGHTS[state.phase]}% · {reason}")
+            row.show(state.status, f"{runner.PHASE_WEIGHTS[state.phase]}% · {reason}")
         stepper.show_progress(app.progress_percent)
         notice = self.query_one("#notice", Static)
         problem = app.problem or ""
@@ -84,7 +84,7 @@ class PhaseScreen(Screen[None]):
         """The last thing the running phase said (one line)."""
         self.query_one("#activity", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
 
-    def state(self) -> pipeline.PhaseState | None:
+    def state(self) -> runner.PhaseState | None:
         return next((s for s in self.wizard.states if s.phase == self.PHASE), None)
 
     # -- artifacts -------------------------------------------------------------------------------

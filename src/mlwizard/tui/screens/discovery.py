@@ -17,8 +17,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
-from mlwizard.core.config import Config
-from mlwizard.core.tasks import DEFAULT_METRIC, METRICS
+from mlwizard.core.contract.tasks import DEFAULT_METRIC, METRICS
+from mlwizard.core.kernel.config import Config
 from mlwizard.tui import loaders
 from mlwizard.tui.messages import ColumnsLoaded, ViewLoaded
 from mlwizard.tui.screens.base import PhaseScreen

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from mlwizard.core.drift import PSI_ALERT, PSI_WARN
+from mlwizard.core.operations.drift import PSI_ALERT, PSI_WARN
 from mlwizard.tui import loaders
 from mlwizard.tui.messages import ViewLoaded
 from mlwizard.tui.screens.base import PhaseScreen

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
-from mlwizard.core.pipeline import PHASE_NAMES
+from mlwizard.core.runner import PHASE_NAMES
 
 # What the UI shows for a phase: the core's statuses plus "running", which only the UI knows.
 RowStatus = Literal["pending", "running", "done", "stale", "failed"]

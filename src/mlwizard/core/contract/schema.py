@@ -1,0 +1,62 @@
+"""The feature schema: the contract between the data, model and deploy phases and the service.
+
+It is written by the data phase as `artifacts/data/schema.json` and shipped beside the ONNX model,
+so it must stay plain JSON that the generated service reads without mlwizard.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mlwizard.core.kernel import atomic
+
+FeatureKind = Literal["numeric", "categorical"]
+TaskKind = Literal["binary", "multiclass", "regression"]
+MISSING_TOKEN = "__missing__"  # missing categoricals become this string in training and serving
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str  # the column name in the user's data, as it is
+    kind: FeatureKind
+    input: str  # the ONNX input name: a safe identifier derived from `name`
+
+
+@dataclass
+class Schema:
+    target: str
+    task: TaskKind
+    features: list[Feature]
+    classes: list[Any] | None = None  # classifiers: the label values, index = model's class id
+    missing_token: str = MISSING_TOKEN
+    excluded: dict[str, str] = field(default_factory=dict)  # column -> why it is not a feature
+
+    @property
+    def numeric(self) -> list[Feature]:
+        return [f for f in self.features if f.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[Feature]:
+        return [f for f in self.features if f.kind == "categorical"]
+
+    def save(self, path: Path) -> Path:
+        return atomic.write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> Schema:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw["features"] = [Feature(**f) for f in raw["features"]]
+        return cls(**raw)
+
+
+def input_names(columns: list[str]) -> list[str]:
+    """Unique, ONNX-safe input names that still read like the column they come from."""
+    names = []
+    for index, column in enumerate(columns):
+        slug = re.sub(r"[^0-9A-Za-z_]+", "_", column).strip("_")[:40]
+        names.append(f"f{index:03d}_{slug}" if slug else f"f{index:03d}")
+    return names

@@ -1,0 +1,368 @@
+"""Quality rules: one small function per rule, each yielding findings for the columns it concerns.
+
+Table rules read the profile, the audit scan and the inferred types (no data is touched again);
+`near_constant` reads the seeded sample and `class_imbalance` the target's class counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from mlwizard.core.data.audit.findings import Finding
+from mlwizard.core.data.audit.scan import TableScan
+from mlwizard.core.kernel.config import ColumnType
+
+TARGET_MOSTLY_NULL = 0.5  # share of rows without a target that earns a warning
+DUPLICATE_WARNING = 0.01  # duplicate rows above this share: warning (any at all: info)
+HIGH_CARDINALITY = 100  # distinct values of a categorical ...
+HIGH_CARDINALITY_RATIO = 0.5  # ... or this share of its rows, once it has at least 20 values
+HIGH_CARDINALITY_MIN = 20
+MIXED_TYPES_MIN = 0.5  # strings reading as numbers at least this often (but not always)
+NEAR_CONSTANT = 0.99  # one value (or missing) in at least this share of the sampled rows
+NEAR_CONSTANT_MIN_ROWS = 100
+IMBALANCE_RATIO = 0.1  # smallest class / largest class below this: warning
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What the table rules read: the profile's columns, the audit scan and the types."""
+
+    rows: int
+    target: str
+    task: str  # binary | multiclass | regression
+    columns: Mapping[str, Mapping[str, Any]]  # the profile's per-column entries
+    scan: TableScan
+    types: Mapping[str, ColumnType]
+    time_column: str = ""  # the [split] time column when the strategy is "time"
+
+    def present(self, name: str) -> int:
+        return self.rows - self.columns[name]["nulls"]
+
+    def features(self) -> Iterator[str]:
+        return (name for name in self.columns if name != self.target)
+
+
+TableRule = Callable[[TableFacts], Iterator[Finding]]
+
+
+def toml_key(name: str) -> str:
+    """A column name as a TOML key: always quoted, so any name is valid."""
+    return json.dumps(name, ensure_ascii=False)
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "0%"
+
+
+# -- table: checked first; when one fires the others have nothing to read -------------------------
+
+
+def empty_table(facts: TableFacts) -> Iterator[Finding]:
+    if facts.rows == 0:
+        yield Finding(
+            "empty_table", "error", None, "the table has no rows", "check the source file or query"
+        )
+
+
+def target_missing(facts: TableFacts) -> Iterator[Finding]:
+    if facts.target not in facts.columns:
+        shown = ", ".join(list(facts.columns)[:12])
+        yield Finding(
+            "target_missing",
+            "error",
+            facts.target,
+            f"target column '{facts.target}' is not in the table",
+            f"set [data] target to one of: {shown}",
+        )
+
+
+# -- target -------------------------------------------------------------------------------------
+
+
+def target_constant(facts: TableFacts) -> Iterator[Finding]:
+    stats = facts.columns[facts.target]
+    if facts.present(facts.target) > 0 and stats["distinct"] <= 1:
+        yield Finding(
+            "target_constant",
+            "error",
+            facts.target,
+            "the target has one value in every row: there is nothing to predict",
+            "choose another target column, or add rows with other outcomes",
+        )
+
+
+def target_mostly_null(facts: TableFacts) -> Iterator[Finding]:
+    missing = facts.columns[facts.target]["nulls"]
+    if missing == facts.rows:
+        yield Finding(
+            "target_mostly_null",
+            "error",
+            facts.target,
+            "the target is missing in every row",
+            "choose another target column, or fill in the labels",
+        )
+    elif missing >= TARGET_MOSTLY_NULL * facts.rows:
+        yield Finding(
+            "target_mostly_null",
+            "warning",
+            facts.target,
+            f"{missing} of {facts.rows} rows ({_pct(missing, facts.rows)}) have no target; "
+            "they are dropped",
+            "check the labelling; the model learns from the labelled rows only",
+        )
+
+
+def target_infinite(facts: TableFacts) -> Iterator[Finding]:
+    count = facts.scan.columns[facts.target].infinite
+    if count:
+        yield Finding(
+            "target_infinite",
+            "error",
+            facts.target,
+            f"{count} target values are infinite; no model can learn or be scored on them",
+            "fix or drop those rows in the source",
+        )
+
+
+# -- rows -----------------------------------------------------------------------------------------
+
+
+def duplicate_rows(facts: TableFacts) -> Iterator[Finding]:
+    count = facts.scan.duplicate_rows
+    if count:
+        yield Finding(
+            "duplicate_rows",
+            "warning" if count >= DUPLICATE_WARNING * facts.rows else "info",
+            None,
+            f"{count} rows ({_pct(count, facts.rows)}) repeat an earlier row exactly",
+            "drop duplicates in the source unless repeats are real events; copies that land in "
+            "both train and test inflate the scores",
+        )
+
+
+# -- columns --------------------------------------------------------------------------------------
+
+
+def empty_column(facts: TableFacts) -> Iterator[Finding]:
+    for name in facts.features():
+        if facts.present(name) == 0:
+            yield Finding(
+                "empty_column",
+                "info",
+                name,
+                "every value is missing",
+                "excluded from the features",
+                exclude="all values are missing",
+            )
+
+
+def constant_column(facts: TableFacts) -> Iterator[Finding]:
+    for name in facts.features():
+        if facts.present(name) > 0 and facts.columns[name]["distinct"] <= 1:
+            yield Finding(
+                "constant_column",
+                "info",
+                name,
+                "one value in every row (apart from missing ones)",
+                "excluded from the features: there is nothing to learn from it",
+                exclude="constant: one value in every row",
+            )
+
+
+def identifier_column(facts: TableFacts) -> Iterator[Finding]:
+    for name in facts.features():
+        if facts.types[name] == "identifier":
+            distinct, present = facts.columns[name]["distinct"], facts.present(name)
+            yield Finding(
+                "identifier",
+                "warning",
+                name,
+                f"looks like a key: about {distinct} distinct values in {present} rows",
+                f"excluded; use it as [split] group_column if rows share it, or list "
+                f"{toml_key(name)} in [data] keep if it carries meaning",
+                exclude="identifier-like: (nearly) every value is unique",
+            )
+
+
+def high_cardinality(facts: TableFacts) -> Iterator[Finding]:
+    for name in facts.features():
+        if facts.types[name] != "categorical":
+            continue
+        distinct, present = facts.columns[name]["distinct"], facts.present(name)
+        if distinct >= HIGH_CARDINALITY or (
+            distinct >= HIGH_CARDINALITY_MIN and distinct >= HIGH_CARDINALITY_RATIO * present
+        ):
+            yield Finding(
+                "high_cardinality",
+                "warning",
+                name,
+                f"a categorical with about {distinct} distinct values in {present} rows; "
+                "rare values carry little signal and bloat the model",
+                "group rare values into 'other' in the source, or list it in [data] exclude",
+            )
+
+
+def mixed_types(facts: TableFacts) -> Iterator[Finding]:
+    for name in facts.features():
+        scan = facts.scan.columns[name]
+        present = facts.present(name)
+        if scan.avg_length is None or not present:
+            continue
+        numbers = scan.numeric_values
+        if not MIXED_TYPES_MIN * present <= numbers < present:
+            continue
+        others = present - numbers
+        examples = _non_numeric_examples(facts.columns[name].get("top") or [])
+        shown = f" (e.g. {', '.join(map(repr, examples))})" if examples else ""
+        key = toml_key(name)
+        if facts.types[name] == "numeric":
+            message = f"{numbers} of {present} values are numbers; the other {others}{shown} "
+            message += "are read as missing"
+            action = f"fix those values in the source, or set [data] types = {{ {key} = "
+            action += '"categorical" } to treat it as labels'
+        else:
+            message = f"{numbers} of {present} values are numbers but {others}{shown} are not, "
+            message += f"so it is read as {facts.types[name]}"
+            action = f'set [data] types = {{ {key} = "numeric" }} to read the others as missing'
+        yield Finding("mixed_types", "warning", name, message, action)
+
+
+def _non_numeric_examples(values: list[Any], limit: int = 3) -> list[str]:
+    examples = []
+    for value in values:
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            examples.append(str(value))
+    return examples[:limit]
+
+
+def infinite_values(facts: TableFacts) -> Iterator[Finding]:
+    for name in facts.features():
+        count = facts.scan.columns[name].infinite
+        if count:
+            yield Finding(
+                "infinite_values",
+                "warning",
+                name,
+                f"{count} infinite values; they are read as missing",
+                "fix them in the source (a division by zero?) if they mean something",
+            )
+
+
+def datetime_column(facts: TableFacts) -> Iterator[Finding]:
+    for name in facts.features():
+        if facts.types[name] == "datetime" and name != facts.time_column:
+            key = toml_key(name)
+            yield Finding(
+                "datetime_column",
+                "info",
+                name,
+                "a date/time column: as a raw feature it does not carry over to future rows",
+                f'consider a time split ([split] strategy = "time", time_column = {key}), '
+                "and derive features (day of week, age) in the source",
+                exclude="datetime: use it for a time split or derive features",
+            )
+
+
+def free_text(facts: TableFacts) -> Iterator[Finding]:
+    for name in facts.features():
+        if facts.types[name] == "text":
+            length = facts.scan.columns[name].avg_length or 0.0
+            yield Finding(
+                "free_text",
+                "info",
+                name,
+                f"free text (about {length:.0f} characters a value, mostly distinct)",
+                "excluded: text is not featurised yet; derive features in the source, or list "
+                "it in [data] keep to use it as a categorical",
+                exclude="free text: not featurised yet",
+            )
+
+
+BLOCKING_RULES: tuple[TableRule, ...] = (empty_table, target_missing)
+TABLE_RULES: tuple[TableRule, ...] = (
+    target_constant,
+    target_mostly_null,
+    target_infinite,
+    duplicate_rows,
+    empty_column,
+    constant_column,
+    identifier_column,
+    high_cardinality,
+    mixed_types,
+    infinite_values,
+    datetime_column,
+    free_text,
+)
+
+
+def table_findings(facts: TableFacts) -> list[Finding]:
+    """Every table rule's findings; only the blocking ones when the table or target is absent."""
+    blocking = [f for rule in BLOCKING_RULES for f in rule(facts)]
+    if blocking:
+        return blocking
+    return [f for rule in TABLE_RULES for f in rule(facts)]
+
+
+# -- rules on the sample and on the target's classes ----------------------------------------------
+
+
+def near_constant(sample: pd.DataFrame, columns: list[str]) -> list[Finding]:
+    """One value (missing counts as a value) in at least 99% of the sampled rows."""
+    if len(sample) < NEAR_CONSTANT_MIN_ROWS:
+        return []
+    findings = []
+    for name in columns:
+        counts = sample[name].value_counts(dropna=False)
+        if len(counts) < 2 or counts.iloc[0] < NEAR_CONSTANT * len(sample):
+            continue
+        value = counts.index[0]
+        shown = "missing" if pd.isna(value) else repr(value)
+        findings.append(
+            Finding(
+                "near_constant",
+                "info",
+                name,
+                f"{shown} in {_pct(counts.iloc[0], len(sample))} of {len(sample)} sampled rows",
+                "check that the rare values matter; list it in [data] exclude if not",
+            )
+        )
+    return findings
+
+
+def class_imbalance(target: str, counts: Mapping[Any, int]) -> list[Finding]:
+    """Smallest class under a tenth of the largest."""
+    if len(counts) < 2:
+        return []
+    small, n_small = min(counts.items(), key=lambda kv: kv[1])
+    large, n_large = max(counts.items(), key=lambda kv: kv[1])
+    if n_small >= IMBALANCE_RATIO * n_large:
+        return []
+    total = sum(counts.values())
+    return [
+        Finding(
+            "class_imbalance",
+            "warning",
+            target,
+            f"class {small!r} has {n_small} rows ({_pct(n_small, total)}), class {large!r} "
+            f"{n_large}: about 1 to {n_large / max(n_small, 1):.0f}",
+            "judge models by ROC AUC or macro F1 (the defaults), not accuracy; collect more "
+            f"rows of {small!r} if you can",
+        )
+    ]
+
+
+def no_features(target: str) -> Finding:
+    return Finding(
+        "no_features",
+        "error",
+        None,
+        f"no usable feature columns besides the target '{target}': every column was excluded",
+        "see the other findings; list columns in [data] keep, or correct [data] types",
+    )

@@ -1,0 +1,213 @@
+"""Export fitted pipelines to ONNX and check that the export predicts what the pipeline predicts.
+
+Conversions can be silently wrong (shared/ONNX_NOTES.md), so no export is trusted without
+`check_parity` on held-out rows. The graph takes one input per feature, named `Feature.input`:
+float32 [N, 1] for numerics (NaN = missing), string [N, 1] for categoricals (missing = the
+schema's token). Classifiers output `label` int64 [N] and `probabilities` float [N, C];
+regressors output `variable` float [N, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
+
+from mlwizard.core.contract.schema import Schema
+from mlwizard.core.kernel.errors import MlwizardError
+
+# Pinned so a model exported today loads in the service's (possibly older) onnxruntime.
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+CLASSIFIER_OUTPUTS = ("label", "probabilities")
+REGRESSOR_OUTPUTS = ("variable",)
+PROBA_TOLERANCE = 1e-4  # absolute, on class probabilities
+REGRESSION_TOLERANCE = 1e-4  # relative: allowed diff = tol * (1 + max |prediction|)
+
+
+class ExportError(MlwizardError):
+    """The pipeline could not be turned into a working ONNX model; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely the ONNX model reproduces the native pipeline on some rows."""
+
+    rows: int
+    max_abs_diff: float  # over class probabilities, or regression values
+    tolerance: float
+    label_agreement: float | None  # classifiers: share of rows with the same label
+    ok: bool
+
+    @property
+    def reason(self) -> str:
+        if self.ok:
+            return ""
+        if self.rows == 0:
+            return "parity not checked: no rows"
+        return (
+            f"ONNX output differs from the pipeline by {self.max_abs_diff:.3g} "
+            f"(tolerance {self.tolerance:.3g}) on {self.rows} rows"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: non-finite differences become None."""
+        values = asdict(self)
+        if not math.isfinite(self.max_abs_diff):
+            values["max_abs_diff"] = None
+        return values
+
+
+def initial_types(schema: Schema) -> list[tuple[str, Any]]:
+    """One ONNX input per feature, in schema order."""
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    kinds = {"numeric": FloatTensorType, "categorical": StringTensorType}
+    return [(f.input, kinds[f.kind]([None, 1])) for f in schema.features]
+
+
+def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) -> bytes:
+    """Convert a fitted pipeline (built on `feature_frame` columns) to ONNX bytes.
+
+    `sample` (a few `feature_frame` rows) is run through the exported model, so a graph that
+    converts but cannot load or run in onnxruntime fails here, not in the service.
+    """
+    from skl2onnx import convert_sklearn
+
+    from mlwizard.core.export import catboost_onnx
+
+    if catboost_onnx.contains_catboost(pipeline):
+        catboost_onnx.register()
+    classifier = is_classifier(pipeline)
+    if classifier:
+        _check_classes(pipeline, schema)
+    options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if classifier else None
+    try:
+        model = convert_sklearn(
+            pipeline,
+            initial_types=initial_types(schema),
+            target_opset=TARGET_OPSET,
+            options=options,
+        )
+    except Exception as exc:  # converters raise anything from KeyError to RuntimeError
+        raise ExportError(_conversion_reason(exc)) from exc
+    data = model.SerializeToString()
+    expected = CLASSIFIER_OUTPUTS if classifier else REGRESSOR_OUTPUTS
+    try:
+        session = make_session(data)
+        outputs = tuple(o.name for o in session.get_outputs())
+        if outputs != expected:
+            raise ExportError(f"unexpected ONNX outputs {outputs}, expected {expected}")
+        session.run(None, onnx_feed(sample.head(8), schema))
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"exported model does not run in onnxruntime: {_short(exc)}") from exc
+    return data
+
+
+def make_session(model: bytes | Path, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime session that uses `threads` cores and does not spin when idle.
+
+    Spinning threads on shared cores slowed a whole 2-core run fivefold (ONNX_NOTES).
+    """
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: no warnings about unused initializers on stderr
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_feed(frame: pd.DataFrame, schema: Schema) -> dict[str, np.ndarray]:
+    """Model inputs from a `feature_frame` output.
+
+    Missing strings are mapped to the token again: onnxruntime would otherwise read None as the
+    string "None" without complaint (ONNX_NOTES).
+    """
+    feed: dict[str, np.ndarray] = {}
+    for feature in schema.features:
+        column = frame[feature.input]
+        if feature.kind == "numeric":
+            values = column.to_numpy(dtype=np.float32, na_value=np.nan)
+        else:
+            values = column.astype(object).where(column.notna(), schema.missing_token)
+            values = values.astype(str).to_numpy(dtype=object)
+        feed[feature.input] = values.reshape(-1, 1)
+    return feed
+
+
+def predict_onnx(
+    session: ort.InferenceSession, frame: pd.DataFrame, schema: Schema
+) -> dict[str, np.ndarray]:
+    """Run the model on a `feature_frame`; returns outputs by name."""
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, onnx_feed(frame, schema)), strict=True))
+
+
+def check_parity(
+    pipeline: Pipeline, model: bytes | Path, frame: pd.DataFrame, schema: Schema
+) -> Parity:
+    """Compare the native pipeline's predictions with the ONNX model's on `frame`."""
+    rows = len(frame)
+    classifier = is_classifier(pipeline)
+    if rows == 0:
+        tolerance = PROBA_TOLERANCE if classifier else REGRESSION_TOLERANCE
+        return Parity(0, float("nan"), tolerance, None, ok=False)
+    outputs = predict_onnx(make_session(model), frame, schema)
+    if classifier:
+        native = pipeline.predict_proba(frame)
+        onnx_proba = np.asarray(outputs["probabilities"], dtype=np.float64)
+        if onnx_proba.shape != native.shape:
+            return Parity(rows, float("inf"), PROBA_TOLERANCE, None, ok=False)
+        diff = float(np.max(np.abs(native - onnx_proba)))
+        labels = np.asarray(outputs["label"]).ravel()
+        # CatBoost's predict returns [N, 1]: flatten before comparing row by row.
+        native_labels = np.asarray(pipeline.predict(frame)).ravel()
+        agreement = float(np.mean(labels == native_labels))
+        return Parity(rows, diff, PROBA_TOLERANCE, agreement, ok=diff <= PROBA_TOLERANCE)
+    native = np.asarray(pipeline.predict(frame), dtype=np.float64).ravel()
+    values = np.asarray(outputs["variable"], dtype=np.float64).ravel()
+    tolerance = REGRESSION_TOLERANCE * (1.0 + float(np.max(np.abs(native))))
+    if values.shape != native.shape:
+        return Parity(rows, float("inf"), tolerance, None, ok=False)
+    diff = float(np.max(np.abs(native - values)))
+    return Parity(rows, diff, tolerance, None, ok=diff <= tolerance)
+
+
+def _check_classes(pipeline: Pipeline, schema: Schema) -> None:
+    """The service maps probability columns to `schema.classes` by index; they must line up."""
+    n_classes = len(schema.classes or [])
+    learned = list(getattr(pipeline, "classes_", []))
+    if learned != list(range(n_classes)):
+        raise ExportError(
+            f"model learned classes {learned[:10]} but the schema has {n_classes}; "
+            "every class must appear in the training split"
+        )
+
+
+def _conversion_reason(exc: Exception) -> str:
+    missing = re.search(r"for type '<class '[\w.]*?(\w+)'>'", str(exc))
+    if missing and type(exc).__name__ in {"MissingShapeCalculator", "MissingConverter"}:
+        return f"no ONNX converter for {missing.group(1)} (skl2onnx)"
+    return f"ONNX conversion failed: {_short(exc)}"
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

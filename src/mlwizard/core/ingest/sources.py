@@ -1,0 +1,227 @@
+"""Reading the user's data through DuckDB, with one-line errors for bad input.
+
+`[data] source` is a file (CSV/TSV, Parquet, JSON/NDJSON, Excel, SQLite), a glob of files
+(`data/*.parquet`), or a database URL (`sqlite:///path.db`, `postgresql://user@host/db`) with
+`[data] table` or `[data] query`. For Excel, `table` names the sheet. The readers live in
+`mlwizard.core.ingest`; they are imported when a source of their kind is read.
+
+Paths and values are always passed to DuckDB as arguments, never formatted into SQL; column names
+from users' files go through `quote_ident`.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import duckdb
+
+from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel.hashing import hash_value
+
+if TYPE_CHECKING:
+    from mlwizard.core.kernel.config import Config
+    from mlwizard.core.kernel.workspace import Workspace
+
+CSV_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
+COMPRESSED_CSV_SUFFIXES = (".csv.gz", ".tsv.gz")
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
+EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm"})
+SQLITE_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
+FileKind = Literal["csv", "parquet", "json", "excel", "sqlite"]
+_KINDS: dict[str, FileKind] = {
+    **dict.fromkeys(CSV_SUFFIXES, "csv"),
+    **dict.fromkeys(PARQUET_SUFFIXES, "parquet"),
+    **dict.fromkeys(JSON_SUFFIXES, "json"),
+    **dict.fromkeys(EXCEL_SUFFIXES, "excel"),
+    **dict.fromkeys(SQLITE_SUFFIXES, "sqlite"),
+}
+SUPPORTED = ", ".join(sorted(_KINDS) + list(COMPRESSED_CSV_SUFFIXES))
+GLOB_KINDS = ("csv", "parquet", "json")  # kinds a glob of several files may match
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(":memory:")
+
+
+def file_kind(path: Path) -> FileKind | None:
+    if path.name.lower().endswith(COMPRESSED_CSV_SUFFIXES):
+        return "csv"
+    return _KINDS.get(path.suffix.lower())
+
+
+def read_table(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    na_values: Sequence[str] = ("",),
+    sheet: str = "",
+) -> duckdb.DuckDBPyRelation:
+    """A relation over one data file, every row checked to parse; `BadInputError` names the file.
+
+    `sheet` picks an Excel sheet (the first one by default).
+    """
+    from mlwizard.core.ingest import delimited, excel, files
+
+    if not path.exists():
+        raise BadInputError(f"{path}: file not found")
+    if not path.is_file():
+        raise BadInputError(f"{path}: not a file")
+    kind = file_kind(path)
+    if kind == "csv":
+        return delimited.read_delimited(con, [path], str(path), na_values)
+    if kind == "parquet":
+        return files.read_parquet(con, [path], str(path))
+    if kind == "json":
+        return files.read_json(con, [path], str(path))
+    if kind == "excel":
+        return excel.read_excel(con, path, sheet)
+    if kind == "sqlite":
+        raise BadInputError(f"{path}: a SQLite database; set it as [data] source with a table")
+    raise BadInputError(
+        f"{path}: unsupported file type '{path.suffix.lower()}' (supported: {SUPPORTED})"
+    )
+
+
+# -- the configured source -----------------------------------------------------------------------
+
+SourceKind = Literal["file", "glob", "sqlite", "postgres"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where `[data] source` points. `label` names it in messages (never with a password)."""
+
+    kind: SourceKind
+    label: str
+    path: Path | None = None  # a file, or a SQLite database
+    pattern: str = ""  # a glob, relative to the project
+    url: str = field(default="", repr=False)  # a PostgreSQL URL, password included
+
+
+def resolve_source(ws: Workspace, config: Config) -> Source:
+    raw = config.data.source.strip()
+    if not raw:
+        ws.source_path(config)  # raises, saying how to set it
+    if "://" in raw:
+        return _url_source(ws, raw)
+    if "*" in raw or "?" in raw:
+        return Source("glob", str(ws.root / raw), pattern=raw)
+    path = ws.source_path(config)
+    kind = "sqlite" if file_kind(path) == "sqlite" else "file"
+    return Source(kind, str(path), path=path)
+
+
+def _url_source(ws: Workspace, raw: str) -> Source:
+    from mlwizard.core.ingest import postgres
+
+    scheme = raw.split("://", 1)[0].lower()
+    if scheme in postgres.SCHEMES:
+        return Source("postgres", postgres.redact(raw), url=raw)
+    if scheme == "sqlite" and raw.startswith("sqlite:///") and len(raw) > len("sqlite:///"):
+        path = ws.resolve(raw[len("sqlite:///") :])  # sqlite:///rel.db, sqlite:////abs.db
+        return Source("sqlite", str(path), path=path)
+    shown = postgres.redact(raw) if scheme.startswith("postgres") else raw.split("?", 1)[0]
+    raise BadInputError(
+        f"{ws.config_path}: [data] source '{shown}' is not a source mlwizard reads (a file, a glob "
+        "such as data/*.parquet, sqlite:///path.db or postgresql://user@host:port/db); "
+        "nothing is downloaded at run time"
+    )
+
+
+def glob_matches(ws: Workspace, pattern: str) -> list[Path]:
+    """The files a glob matches, sorted; `**` crosses folders."""
+    full = pattern if Path(pattern).is_absolute() else str(ws.root / pattern)
+    return sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
+
+
+def _read_glob(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, source: Source, na_values: Sequence[str]
+) -> duckdb.DuckDBPyRelation:
+    from mlwizard.core.ingest import delimited, files
+
+    paths = glob_matches(ws, source.pattern)
+    if not paths:
+        raise BadInputError(f"{source.label}: no files match; check [data] source")
+    kinds = sorted({str(file_kind(p)) for p in paths})
+    if len(kinds) > 1 or kinds[0] not in GLOB_KINDS:
+        suffixes = ", ".join(sorted({p.suffix for p in paths}))
+        raise BadInputError(
+            f"{source.label}: matches {suffixes} files; a glob must match files of one kind "
+            f"among CSV, Parquet and JSON"
+        )
+    if kinds[0] == "csv":
+        return delimited.read_delimited(con, paths, source.label, na_values)
+    if kinds[0] == "parquet":
+        return files.read_parquet(con, paths, source.label)
+    return files.read_json(con, paths, source.label)
+
+
+def open_source(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, config: Config
+) -> tuple[duckdb.DuckDBPyRelation, str]:
+    """The configured source as a relation, and a label naming it in messages.
+
+    Every row has been read once: parse errors anywhere in the source are raised here.
+    """
+    source = resolve_source(ws, config)
+    data = config.data
+    if source.kind == "postgres":
+        from mlwizard.core.ingest.postgres import read_postgres
+
+        return read_postgres(con, source.url, data.table, data.query)
+    if source.kind == "sqlite":
+        from mlwizard.core.ingest.sqlite import read_sqlite
+
+        assert source.path is not None
+        return read_sqlite(con, source.path, data.table, data.query)
+    if source.kind == "glob":
+        return _read_glob(con, ws, source, data.na_values), source.label
+    assert source.path is not None
+    return read_table(con, source.path, data.na_values, sheet=data.table), source.label
+
+
+def source_fingerprint(ws: Workspace, config: Config) -> str:
+    """A hash of the source's content: what makes a new data version.
+
+    Files: their content hash (cached by size and mtime). Globs: the sorted (name, hash) list.
+    SQLite: the database file (and its write-ahead log). PostgreSQL: a hash of the rows,
+    computed on the server. "missing", "invalid" or "unavailable" when it cannot be read: the
+    phase then runs, and reading the source says what is wrong.
+    """
+    try:
+        source = resolve_source(ws, config)
+    except BadInputError:
+        return "invalid"
+    if source.kind == "postgres":
+        from mlwizard.core.ingest.postgres import fingerprint
+
+        return fingerprint(source.url, config.data.table, config.data.query)
+    if source.kind == "glob":
+        paths = glob_matches(ws, source.pattern)
+        if not paths:
+            return "missing"
+        return hash_value([[ws.relative(p), ws.file_hash(p)] for p in paths])
+    assert source.path is not None
+    if not source.path.is_file():
+        return "missing"
+    wal = source.path.with_name(source.path.name + "-wal")
+    if source.kind == "sqlite" and wal.is_file():
+        return hash_value([ws.file_hash(source.path), ws.file_hash(wal)])
+    return ws.file_hash(source.path)
+
+
+def column_types(relation: duckdb.DuckDBPyRelation) -> dict[str, str]:
+    return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
+
+
+def require_column(relation: duckdb.DuckDBPyRelation, column: str, path: Path | str) -> None:
+    if column not in relation.columns:
+        shown = ", ".join(relation.columns[:12]) + (" ..." if len(relation.columns) > 12 else "")
+        raise BadInputError(
+            f"{path}: target column '{column}' not found (columns: {shown}); "
+            "pass --target with one of them"
+        )

@@ -1,1 +1,0 @@
-"""Model training and ONNX export for the model phase (and the deploy phase's parity check)."""

@@ -1,0 +1,298 @@
+"""Candidate model families: each one sklearn Pipeline with its preprocessing inside, and a search
+space for tuning.
+
+Pipelines are built on `feature_frame` columns (named `Feature.input`), so the exported ONNX graph
+is the whole model and the service feeds it raw feature values. Preprocessing choices follow what
+converts with parity (shared/ONNX_NOTES.md):
+- HistGradientBoosting gets raw numerics with NaN (an imputer and scaler before it convert
+  silently wrong) and ordinal-encoded categoricals (its native categorical splits are ignored by
+  the converter);
+- forests get imputed numerics (the converter ignores scikit-learn's NaN routing in trees);
+- CatBoost gets ordinal-encoded categoricals (its ONNX export refuses categorical features);
+- linear models get imputed, scaled numerics and one-hot categoricals.
+Unseen categories map to -1 (ordinal) or all zeros (one-hot).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlwizard.core.contract.schema import Schema
+from mlwizard.core.kernel.errors import BadInputError
+
+if TYPE_CHECKING:  # scikit-learn loads inside the builders: the parent plans without it
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+BASELINE = "dummy"
+FORESTS = ("random_forest", "extra_trees")
+MAX_FOREST_LEAVES = 4000  # per tree, about: bounds the size of a forest's ONNX graph
+Params = dict[str, Any]
+Space = Callable[[np.random.Generator, str], Params]  # (rng, task) -> model params
+
+
+@dataclass(frozen=True)
+class Family:
+    """A kind of model: how to build it, what to search, and its share of the time budget."""
+
+    name: str
+    build: Callable[[Schema, int, int], Pipeline]  # (schema, seed, threads) -> unfitted pipeline
+    space: Space | None  # None: not tuned
+    trials: int  # configurations tried by the search, the defaults first; 0: no CV either
+    weight: float  # relative share of the workers' time
+    booster: str = ""  # "hgb" | "catboost": early stopping on an inner holdout, refit on CV rounds
+
+
+def _columns(schema: Schema, numeric: Any, categorical: Any) -> ColumnTransformer:
+    """Route numeric and categorical inputs; a kind with no columns gets no transformer."""
+    from sklearn.compose import ColumnTransformer
+
+    parts = []
+    if schema.numeric:
+        parts.append(("numeric", numeric, [f.input for f in schema.numeric]))
+    if schema.categorical:
+        parts.append(("categorical", categorical, [f.input for f in schema.categorical]))
+    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+
+
+def _ordinal() -> Any:
+    from sklearn.preprocessing import OrdinalEncoder
+
+    return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float32)
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(round(math.exp(rng.uniform(math.log(low), math.log(high))), 6))
+
+
+def _pick(rng: np.random.Generator, values: list[Any]) -> Any:
+    value = values[int(rng.integers(len(values)))]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# -- builders -------------------------------------------------------------------------------------
+
+
+def dummy(schema: Schema, seed: int, threads: int) -> Pipeline:
+    """The baseline every other candidate has to beat. Not exportable: no skl2onnx converter."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.pipeline import Pipeline
+
+    if schema.task == "regression":
+        return Pipeline([("model", DummyRegressor(strategy="mean"))])
+    return Pipeline([("model", DummyClassifier(strategy="prior", random_state=seed))])
+
+
+def linear(schema: Schema, seed: int, threads: int) -> Pipeline:
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    # Missing categoricals already arrive as the schema's token, so one-hot needs no imputer.
+    columns = _columns(
+        schema,
+        make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+        OneHotEncoder(handle_unknown="ignore"),
+    )
+    if schema.task == "regression":
+        model: Any = Ridge(alpha=1.0, random_state=seed)
+    else:
+        model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    return Pipeline([("columns", columns), ("model", model)])
+
+
+def _forest(schema: Schema, seed: int, extra: bool) -> Pipeline:
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    # Imputed numerics, no scaler: the converter ignores the trees' own NaN routing (ONNX_NOTES).
+    columns = _columns(schema, SimpleImputer(strategy="median"), _ordinal())
+    regression = schema.task == "regression"
+    if extra:
+        kind: Any = ExtraTreesRegressor if regression else ExtraTreesClassifier
+    else:
+        kind = RandomForestRegressor if regression else RandomForestClassifier
+    model = kind(n_estimators=100, min_samples_leaf=1, random_state=seed, n_jobs=1)
+    return Pipeline([("columns", columns), ("model", model)])
+
+
+def random_forest(schema: Schema, seed: int, threads: int) -> Pipeline:
+    return _forest(schema, seed, extra=False)
+
+
+def extra_trees(schema: Schema, seed: int, threads: int) -> Pipeline:
+    return _forest(schema, seed, extra=True)
+
+
+def hist_gradient_boosting(schema: Schema, seed: int, threads: int) -> Pipeline:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+
+    columns = _columns(schema, "passthrough", _ordinal())
+    kind: Any = (
+        HistGradientBoostingRegressor
+        if schema.task == "regression"
+        else HistGradientBoostingClassifier
+    )
+    # Early stopping on an inner 10% holdout during the search; the refit uses the rounds found.
+    model = kind(
+        max_iter=500,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        random_state=seed,
+    )
+    return Pipeline([("columns", columns), ("model", model)])
+
+
+def catboost(schema: Schema, seed: int, threads: int) -> Pipeline:
+    from catboost import CatBoostClassifier, CatBoostRegressor
+    from sklearn.pipeline import Pipeline
+
+    columns = _columns(schema, "passthrough", _ordinal())
+    kind: Any = CatBoostRegressor if schema.task == "regression" else CatBoostClassifier
+    # CatBoost's own thread pool ignores OMP_NUM_THREADS: give it the worker's share explicitly.
+    model = kind(
+        iterations=1000,
+        learning_rate=0.08,
+        depth=6,
+        random_seed=seed,
+        thread_count=threads,
+        verbose=False,
+        allow_writing_files=False,
+    )
+    return Pipeline([("columns", columns), ("model", model)])
+
+
+# -- search spaces --------------------------------------------------------------------------------
+
+
+def _linear_space(rng: np.random.Generator, task: str) -> Params:
+    if task == "regression":
+        return {"alpha": _log_uniform(rng, 1e-3, 1e3)}
+    return {"C": _log_uniform(rng, 1e-3, 1e2)}
+
+
+def _forest_space(rng: np.random.Generator, task: str) -> Params:
+    return {
+        "max_features": _pick(rng, ["sqrt", 0.3, 0.6, 1.0]),
+        "min_samples_leaf": _pick(rng, [1, 2, 4, 8, 16]),
+        "max_depth": _pick(rng, [None, 12, 24]),
+    }
+
+
+def _hgb_space(rng: np.random.Generator, task: str) -> Params:
+    return {
+        "learning_rate": _log_uniform(rng, 0.02, 0.3),
+        "max_leaf_nodes": _pick(rng, [15, 31, 63, 127]),
+        "min_samples_leaf": _pick(rng, [5, 10, 20, 40, 80]),
+        "l2_regularization": _pick(rng, [0.0, 0.01, 0.1, 1.0, 10.0]),
+        "max_features": _pick(rng, [1.0, 0.8, 0.5]),
+    }
+
+
+def _catboost_space(rng: np.random.Generator, task: str) -> Params:
+    return {
+        "depth": _pick(rng, [4, 5, 6, 7, 8]),
+        "learning_rate": _log_uniform(rng, 0.02, 0.25),
+        "l2_leaf_reg": _log_uniform(rng, 1.0, 20.0),
+        "random_strength": _pick(rng, [0.5, 1.0, 2.0]),
+    }
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("dummy", dummy, None, trials=0, weight=0.02),
+        Family("linear", linear, _linear_space, trials=8, weight=0.3),
+        Family("hist_gradient_boosting", hist_gradient_boosting, _hgb_space, 16, 1.0, "hgb"),
+        Family("random_forest", random_forest, _forest_space, trials=8, weight=0.8),
+        Family("catboost", catboost, _catboost_space, trials=10, weight=1.2, booster="catboost"),
+        Family("extra_trees", extra_trees, _forest_space, trials=8, weight=0.6),
+    )
+}
+# Start order: cheap and strong first, so a short budget still ends with good finished runs.
+START_ORDER = tuple(FAMILIES)
+DEFAULT_CANDIDATES = tuple(FAMILIES)
+
+
+def check_names(names: tuple[str, ...] | list[str]) -> None:
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise BadInputError(
+            f"mlwizard.toml [model] candidates: unknown {', '.join(unknown)} "
+            f"(known: {', '.join(FAMILIES)})"
+        )
+
+
+def build(
+    name: str,
+    schema: Schema,
+    seed: int,
+    params: Params | None = None,
+    threads: int = 1,
+    rows: int = 0,
+) -> Pipeline:
+    """An unfitted pipeline of family `name` with `params` set on its model step.
+
+    Forests on `rows` training rows get a floor on leaf size: a fully grown forest on 100k rows
+    has millions of nodes, an ONNX file of hundreds of MB and an export of minutes.
+    """
+    check_names([name])
+    pipeline = FAMILIES[name].build(schema, seed, threads)
+    if params:
+        pipeline.set_params(**{f"model__{key}": value for key, value in params.items()})
+    if name in FORESTS and rows:
+        model = pipeline.steps[-1][1]
+        floor = max(1, rows // MAX_FOREST_LEAVES)
+        if model.min_samples_leaf < floor:
+            model.set_params(min_samples_leaf=floor)
+    return pipeline
+
+
+def sample_params(name: str, task: str, seed: int, trials: int) -> list[Params]:
+    """The configurations a search tries, in order: the defaults, then seeded random draws.
+
+    Seeded per family, so the same seed gives the same configurations whatever else runs.
+    """
+    family = FAMILIES[name]
+    if family.space is None or trials <= 0:
+        return [{}]
+    rng = np.random.default_rng([seed, sum(name.encode())])
+    configs: list[Params] = [{}]
+    attempts = 0
+    while len(configs) < trials and attempts < trials * 20:
+        attempts += 1
+        params = family.space(rng, task)
+        if params not in configs:
+            configs.append(params)
+    return configs
+
+
+def describe(pipeline: Pipeline) -> dict[str, Any]:
+    """The final estimator's own hyperparameters, JSON-able, for the experiment store."""
+    model = pipeline.steps[-1][1]
+    params = model.get_params(deep=False)
+    return {"estimator": type(model).__name__, **{k: plain(v) for k, v in params.items()}}
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return repr(value)

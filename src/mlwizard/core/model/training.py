@@ -1,0 +1,192 @@
+"""One candidate's run, inside a worker process: tune by cross-validation, refit on the training
+split, score on validation, export to ONNX, check parity, save.
+
+The worker receives paths and names only (a `TrainJob`) and never the test split. It reads the
+train and validation splits itself and returns a small JSON-able dict; models travel as files
+written atomically, and the result file is written last (see `runcache`).
+
+Two deadlines bound a run: its share of the budget (counted from when the worker starts it), which
+the search aims to end by, and `hard_deadline`, when the parent terminates the worker. The refit
+runs only if it is expected to end, with its export, before the hard deadline; otherwise the
+best configuration's fold model (fitted on the most rows) stands in for it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_info
+
+from mlwizard.core.contract.features import feature_frame, target_vector
+from mlwizard.core.contract.schema import Schema
+from mlwizard.core.export.onnx_export import ExportError, check_parity, export_pipeline
+from mlwizard.core.kernel import atomic
+from mlwizard.core.model import candidates, cv, fitting, runcache, tuning
+from mlwizard.core.model.jobs import TrainJob, new_result
+from mlwizard.core.model.metrics import evaluate
+
+EXPORT_FIXED_S = 0.3
+# Export and parity time as a multiple of the refit's, measured on 20k rows x 10 columns: forests
+# write every node (extra trees grow deeper), boosters are compact.
+EXPORT_FACTOR = {"random_forest": 1.0, "extra_trees": 3.5}
+EXPORT_FACTOR_DEFAULT = 0.5
+REFIT_MARGIN = 1.2
+
+
+def train_candidate(job: TrainJob) -> dict[str, Any]:
+    start = time.perf_counter()
+    # The share counts from here: a worker's start-up (imports) is not the job's time.
+    deadline = min(job.hard_deadline, time.monotonic() + job.share_s)
+    result = new_result(job.candidate, "failed")
+    result.update(key=job.key, budget_s=job.budget_s)
+    schema = Schema.load(job.schema)
+    n_classes = len(schema.classes or [])
+    train, valid = pd.read_parquet(job.train), pd.read_parquet(job.valid)
+    x_train, y_train = feature_frame(train, schema), target_vector(train, schema)
+    x_valid, y_valid = feature_frame(valid, schema), target_vector(valid, schema)
+    family = candidates.FAMILIES[job.candidate]
+
+    def build(params: dict[str, Any]) -> Any:
+        return candidates.build(
+            job.candidate, schema, job.seed, params, job.threads, rows=len(x_train)
+        )
+
+    try:
+        if family.trials:
+            pipeline, refit_s = _tune_and_refit(
+                job, deadline, result, build, schema, train, x_train, y_train
+            )
+        else:
+            pipeline = build({})
+            info = fitting.fit(
+                pipeline, family, x_train, y_train, seed=job.seed, deadline=job.hard_deadline
+            )
+            refit_s, result["complete"] = info.seconds, True
+    except Exception as exc:  # a model failing on this data is a result, not a crash
+        result["reason"] = f"training failed: {type(exc).__name__}: {exc}"[:300]
+        return _finish(result, start)
+    result["fit_s"] = round(refit_s, 3)
+    result["params"] = candidates.describe(pipeline)
+    prediction = fitting.predict(pipeline, x_valid, n_classes)
+    result["validation"] = evaluate(schema.task, y_valid, prediction, n_classes)
+    result["status"] = "done"
+
+    files = runcache.RunFiles.of(job.out_dir, job.candidate, job.key)
+    with atomic.atomic_path(files.joblib) as tmp:
+        joblib.dump(pipeline, tmp)
+    result["joblib"] = str(files.joblib)
+    exported = time.perf_counter()
+    try:
+        if job.candidate == candidates.BASELINE:  # known: saves loading skl2onnx in the worker
+            raise ExportError(f"no ONNX converter for {type(pipeline[-1]).__name__} (skl2onnx)")
+        model = export_pipeline(pipeline, schema, x_valid)
+    except ExportError as exc:
+        result["reason"] = exc.reason
+    else:
+        atomic.write_bytes(files.onnx, model)
+        result["onnx"] = str(files.onnx)
+        parity = check_parity(pipeline, model, x_valid, schema)
+        result["parity"] = parity.to_dict()
+        result["deployable"] = parity.ok
+        result["reason"] = parity.reason
+    result["export_s"] = round(time.perf_counter() - exported, 3)
+    _finish(result, start)
+    runcache.save(files, result)
+    return result
+
+
+def _tune_and_refit(
+    job: TrainJob,
+    deadline: float,
+    result: dict[str, Any],
+    build: Any,
+    schema: Schema,
+    train: pd.DataFrame,
+    x: pd.DataFrame,
+    y: Any,
+) -> tuple[Any, float]:
+    """The search's best configuration refitted on all training rows, and the refit's seconds."""
+    family = candidates.FAMILIES[job.candidate]
+    folds = cv.plan(
+        train,
+        y,
+        task=schema.task,
+        strategy=job.split_strategy,
+        column=job.split_column,
+        seed=job.seed,
+    )
+    result["cv"] = folds.describe()
+    k = max(2, len(folds.folds))
+    export_factor = EXPORT_FACTOR.get(job.candidate, EXPORT_FACTOR_DEFAULT)
+
+    def refit_s(per_fold: float) -> float:  # all rows instead of (k-1)/k of them, and a margin
+        return per_fold * k / (k - 1) * REFIT_MARGIN
+
+    def export_s(refit: float) -> float:
+        return EXPORT_FIXED_S + export_factor * refit
+
+    def keep_free(per_fold: float) -> float:
+        return refit_s(per_fold) + export_s(refit_s(per_fold))
+
+    found = tuning.search(
+        job.candidate,
+        list(job.configs),
+        folds,
+        x,
+        y,
+        schema_task=schema.task,
+        n_classes=len(schema.classes or []),
+        metric=job.metric,
+        direction=job.direction,
+        seed=job.seed,
+        build=build,
+        deadline=deadline,
+        keep_free=keep_free,
+    )
+    result["search"] = {
+        "planned": found.planned,
+        "tried": len(found.trials),
+        "pruned": sum(t.pruned for t in found.trials),
+        "stopped": found.stopped,
+        "trials": [t.to_dict() for t in found.trials],
+    }
+    if found.best is None:
+        raise RuntimeError("no configuration could be scored: " + (found.stopped or "no folds"))
+    best = found.best
+    result["cv"].update(mean=best.mean, std=round(best.std, 6), scores=best.scores)
+    result["search"]["best"] = best.to_dict()
+    rounds = fitting.refit_rounds(best.rounds) if family.booster else None
+    refit = refit_s(float(np.mean(best.fold_s)))
+    late = time.monotonic() + refit + export_s(refit) > job.hard_deadline
+    if late and found.best_fold_model is not None:
+        result["notes"].append(
+            "no time left to refit on the whole training split: the model is one of the best "
+            "configuration's cross-validation fold models"
+        )
+        result["complete"] = False
+        return found.best_fold_model, max(best.fold_s)
+    pipeline = build(best.params)
+    info = fitting.fit(
+        pipeline,
+        family,
+        x,
+        y,
+        seed=job.seed,
+        deadline=job.hard_deadline - export_s(refit),
+        rounds=rounds,
+    )
+    if info.truncated:
+        result["notes"].append("the refit's boosting was stopped by the time budget")
+    result["complete"] = found.complete and not info.truncated
+    return pipeline, info.seconds
+
+
+def _finish(result: dict[str, Any], start: float) -> dict[str, Any]:
+    result["duration_s"] = round(time.perf_counter() - start, 3)
+    # Evidence that the worker's thread limit held: the largest pool any native library used.
+    result["threads"] = max((p["num_threads"] for p in threadpool_info()), default=None)
+    return result

@@ -1,0 +1,17 @@
+"""The process pool's entry point: what the parent hands a worker to call.
+
+The parent pickles this light function by reference; the training code (scikit-learn and the
+rest) loads in the worker only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlwizard.core.model.jobs import TrainJob
+
+
+def run(job: TrainJob) -> dict[str, Any]:
+    from mlwizard.core.model.training import train_candidate
+
+    return train_candidate(job)

@@ -1,0 +1,1 @@
+"""The operations phase: reference statistics, drift, and the retraining advice."""

@@ -1,1 +1,0 @@
-"""The five phases. Each module exposes `run(context) -> PhaseResult`."""

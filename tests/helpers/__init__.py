@@ -1,0 +1,1 @@
+"""Test helpers: data builders, project builders and fixtures (registered in `conftest.py`)."""

@@ -1,0 +1,124 @@
+"""The checkpoint contract, on the real discovery, data and operations phases."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from helpers.frames import synthetic_frame
+from mlwizard.core import runner
+from mlwizard.core.kernel.config import update_config_file
+from mlwizard.core.kernel.errors import (
+    BadInputError,
+    CancelledError,
+    QualityGateError,
+    UpstreamNotReadyError,
+)
+from mlwizard.core.kernel.events import Event
+
+
+def statuses(workspace) -> dict[str, str]:
+    return {s.phase: s.status for s in runner.project_status(workspace)}
+
+
+def test_unchanged_inputs_skip_and_changed_data_reruns(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    first = runner.run(ws, ["discovery", "data"])
+    assert [o.status for o in first.phases.values()] == ["done", "done"]
+    checkpoint = ws.read_checkpoint("data")
+    assert checkpoint.inputs.keys() >= {"source", "config.data", "upstream.discovery"}
+
+    again = runner.run(ws, ["discovery", "data"])
+    assert [o.status for o in again.phases.values()] == ["skipped", "skipped"]
+    assert ws.read_checkpoint("data").finished_at == checkpoint.finished_at
+
+    source = ws.source_path(ws.load_config())
+    source.write_text(source.read_text().replace("yes", "YES", 5))
+    assert statuses(ws)["discovery"] == "stale"
+    assert statuses(ws)["data"] == "stale"
+    rerun = runner.run(ws, ["discovery", "data"])
+    assert [o.status for o in rerun.phases.values()] == ["done", "done"]
+
+
+def test_config_change_invalidates_the_phase_and_its_dependants(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    runner.run(ws, ["discovery", "data"])
+    update_config_file(ws.config_path, {"split": {"test_fraction": 0.3}})
+    state = {s.phase: s for s in runner.project_status(ws)}
+    assert state["discovery"].status == "done"
+    assert state["data"].status == "stale" and "config.split" in state["data"].reason
+    report = runner.run(ws, ["discovery", "data"])
+    assert [o.status for o in report.phases.values()] == ["skipped", "done"]
+
+
+def test_execution_settings_do_not_invalidate(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    before = runner.current_inputs(ws, ws.load_config(), "model")[0]
+    update_config_file(ws.config_path, {"model": {"time_budget": 5, "workers": 1}})
+    assert runner.current_inputs(ws, ws.load_config(), "model")[0] == before
+
+
+def test_phase_with_missing_upstream_names_the_command(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    with pytest.raises(UpstreamNotReadyError, match=r"needs 'discovery'.*--phase discovery"):
+        runner.run_phase(ws, "data")
+
+
+def test_failure_is_recorded_and_nothing_half_written(make_project) -> None:
+    ws = make_project(synthetic_frame().drop(columns=["label"]))  # target absent
+    report = runner.run(ws, ["discovery"])
+    assert isinstance(report.error, BadInputError) and report.exit_code == 2
+    assert "target column 'label' not found" in str(report.error)
+    checkpoint = ws.read_checkpoint("discovery")
+    assert checkpoint.status == "failed" and "label" in checkpoint.error
+    assert statuses(ws)["discovery"] == "failed"
+    assert not ws.artifact_dir("discovery").exists()
+
+
+def test_cancel_stops_a_phase_and_it_reruns(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    runner.run(ws, ["discovery"])
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError):
+        runner.run_phase(ws, "data", cancel=cancel)
+    assert statuses(ws)["data"] == "failed"
+    assert runner.run(ws, ["data"]).phases["data"].status == "done"
+
+
+def test_damaged_checkpoint_counts_as_not_run(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    runner.run(ws, ["discovery"])
+    ws.checkpoint_path("discovery").write_text("{ truncated")
+    assert statuses(ws)["discovery"] == "pending"
+
+
+def test_events_narrate_the_run(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    seen: list[Event] = []
+    runner.run(ws, ["discovery", "data"], emit=seen.append)
+    kinds = [(e.phase, e.kind) for e in seen if e.kind != "message"]
+    assert kinds == [
+        ("discovery", "phase_started"),
+        ("discovery", "phase_finished"),
+        ("data", "phase_started"),
+        ("data", "phase_finished"),
+        ("", "run_finished"),
+    ]
+    checkpoint = json.loads(ws.checkpoint_path("data").read_text())
+    assert checkpoint["versions"]["duckdb"] and checkpoint["duration_s"] >= 0
+
+
+def test_a_gate_failure_blocks_what_depends_on_it(make_project) -> None:
+    ws = make_project(synthetic_frame())
+    runner.run(ws, ["discovery"])
+    checkpoint = ws.read_checkpoint("discovery")
+    checkpoint.gate_failures = ["test roc_auc 0.61 is below the success threshold 0.8"]
+    ws.write_checkpoint(checkpoint)
+    skipped = runner.run(ws, ["discovery"])  # results stand; the gate still fails on rerun
+    assert skipped.exit_code == 1 and "below the success threshold" in str(skipped.error)
+    assert skipped.phases["discovery"].status == "skipped"
+    with pytest.raises(QualityGateError, match="needs 'discovery', whose results failed"):
+        runner.run_phase(ws, "data")

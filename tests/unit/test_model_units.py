@@ -1,0 +1,329 @@
+"""The model phase's parts: folds, search, thresholds, metrics, exports, budget, run cache."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.model import make_schema, table
+from mlwizard.core.contract.features import feature_frame, target_vector
+from mlwizard.core.export.onnx_export import check_parity, export_pipeline
+from mlwizard.core.model import (
+    analysis,
+    budget,
+    candidates,
+    cv,
+    ensemble,
+    fitting,
+    metrics,
+    runcache,
+    threshold,
+    tuning,
+)
+
+# -- folds matching the split ----------------------------------------------------------------------
+
+
+def test_group_folds_never_share_a_group() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"store": rng.choice([*"abcdefgh", None], 300)})
+    y = rng.integers(0, 2, 300)
+    folds = cv.plan(frame, y, task="binary", strategy="group", column="store", seed=1)
+    assert folds.kind == "GroupKFold" and len(folds.folds) == 5
+    groups = frame["store"].fillna("missing-row-").to_numpy()
+    for fit_rows, score_rows in folds.folds:
+        assert not set(frame["store"].iloc[fit_rows].dropna()) & set(
+            frame["store"].iloc[score_rows].dropna()
+        )
+    assert sorted(np.concatenate([s for _, s in folds.folds]).tolist()) == list(range(300))
+    assert len(groups) == 300
+
+
+def test_time_folds_validate_on_later_rows() -> None:
+    rng = np.random.default_rng(0)
+    times = pd.Series(pd.date_range("2024-01-01", periods=200, freq="h")).sample(
+        frac=1.0, random_state=3
+    )
+    frame = pd.DataFrame({"at": times.to_numpy()})
+    folds = cv.plan(
+        frame, rng.normal(size=200), task="regression", strategy="time", column="at", seed=1
+    )
+    assert folds.kind == "TimeSeriesSplit" and len(folds.folds) == 5
+    for fit_rows, score_rows in folds.folds:
+        assert frame["at"].iloc[fit_rows].max() < frame["at"].iloc[score_rows].min()
+
+
+def test_random_split_folds_are_stratified_for_classes_and_plain_for_regression() -> None:
+    y = np.array([0] * 270 + [1] * 30)
+    folds = cv.plan(
+        pd.DataFrame(index=range(300)), y, task="binary", strategy="stratified", column="", seed=1
+    )
+    assert folds.kind == "StratifiedKFold"
+    assert all(y[s].sum() == 6 for _, s in folds.folds)
+    folds = cv.plan(
+        pd.DataFrame(index=range(300)),
+        y * 1.0,
+        task="regression",
+        strategy="random",
+        column="",
+        seed=1,
+    )
+    assert folds.kind == "KFold"
+    assert cv.n_folds(10_000) == 3
+
+
+# -- the search ------------------------------------------------------------------------------------
+
+
+def _search(
+    deadline: float, configs: list[dict], metric: str = "roc_auc", seed: int = 3
+) -> tuning.SearchResult:
+    schema = make_schema("binary")
+    frame = table("binary", 300, np.random.default_rng(1), unseen=False)
+    x, y = feature_frame(frame, schema), target_vector(frame, schema)
+    folds = cv.plan(frame, y, task="binary", strategy="stratified", column="", seed=seed)
+    return tuning.search(
+        "linear",
+        configs,
+        folds,
+        x,
+        y,
+        schema_task="binary",
+        n_classes=2,
+        metric=metric,
+        direction="minimize" if metric == "log_loss" else "maximize",
+        seed=seed,
+        build=lambda params: candidates.build("linear", schema, seed, params),
+        deadline=deadline,
+    )
+
+
+def test_search_is_seeded_prunes_and_stops_on_time() -> None:
+    configs = candidates.sample_params("linear", "binary", seed=3, trials=3)
+    assert configs[0] == {} and len(configs) == 3
+    assert configs == candidates.sample_params("linear", "binary", seed=3, trials=3)
+    assert configs != candidates.sample_params("linear", "binary", seed=4, trials=3)
+
+    first = _search(time.monotonic() + 600, configs)
+    again = _search(time.monotonic() + 600, configs)
+    assert first.complete and not first.stopped
+    assert [t.to_dict() for t in first.trials] == [t.to_dict() for t in again.trials]
+    assert first.best is not None and first.best.mean == max(
+        t.mean for t in first.trials if not t.pruned and t.mean is not None
+    )
+    # A configuration far behind the best on its first folds is dropped before the others.
+    pruned = _search(time.monotonic() + 600, [{}, {"C": 1e-6}], metric="log_loss")
+    assert pruned.complete and pruned.trials[1].pruned and len(pruned.trials[1].scores) == 1
+    assert pruned.best is pruned.trials[0]
+
+    cut = _search(time.monotonic() - 1, configs)  # out of time from the start
+    assert not cut.complete and "time ran out" in cut.stopped
+    assert cut.best is not None and len(cut.best.scores) == 1  # the first fold still counts
+    assert cut.best_fold_model is not None
+
+
+def test_catboost_stops_at_the_deadline_between_rounds() -> None:
+    schema = make_schema("binary")
+    frame = table("binary", 400, np.random.default_rng(1), unseen=False)
+    x, y = feature_frame(frame, schema), target_vector(frame, schema)
+    pipeline = candidates.build("catboost", schema, 1, {"learning_rate": 0.01})
+    family = candidates.FAMILIES["catboost"]
+    info = fitting.fit(pipeline, family, x, y, seed=1, deadline=time.monotonic() + 0.2, rounds=5000)
+    assert info.truncated and info.rounds is not None and info.rounds < 5000
+    assert info.seconds < 5
+
+
+# -- exports of every family, on every task --------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+@pytest.mark.parametrize(
+    "name", ["linear", "hist_gradient_boosting", "random_forest", "catboost", "extra_trees"]
+)
+def test_each_family_exports_with_parity(task: str, name: str) -> None:
+    """Binary exports are checked by the phase tests; here the other tasks, default settings
+    (small forests to keep it quick), on test rows with NaN, nulls and unseen categories."""
+    rng = np.random.default_rng(5)
+    schema = make_schema(task)
+    train, test = table(task, 400, rng, unseen=False), table(task, 200, rng, unseen=True)
+    x, y = feature_frame(train, schema), target_vector(train, schema)
+    params = {"n_estimators": 15} if name in candidates.FORESTS else {}
+    pipeline = candidates.build(name, schema, 0, params)
+    fitting.fit(pipeline, candidates.FAMILIES[name], x, y, seed=0, deadline=time.monotonic() + 60)
+    x_test = feature_frame(test, schema)
+    parity = check_parity(pipeline, export_pipeline(pipeline, schema, x_test), x_test, schema)
+    assert parity.ok, parity
+    if task == "multiclass":
+        assert parity.label_agreement is not None and parity.label_agreement >= 0.99
+
+
+def test_an_ensemble_that_beats_its_members_is_one_onnx_graph_with_parity(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    schema = make_schema("binary")
+    train, valid = table("binary", 500, rng, unseen=False), table("binary", 300, rng, unseen=True)
+    x, y = feature_frame(train, schema), target_vector(train, schema)
+    x_valid, y_valid = feature_frame(valid, schema), target_vector(valid, schema)
+    runs = []
+    for name in ("hist_gradient_boosting", "catboost", "random_forest"):
+        params = {"n_estimators": 30} if name in candidates.FORESTS else {}
+        pipeline = candidates.build(name, schema, 0, params)
+        fitting.fit(
+            pipeline, candidates.FAMILIES[name], x, y, seed=0, deadline=time.monotonic() + 60
+        )
+        score = metrics.evaluate("binary", y_valid, fitting.predict(pipeline, x_valid, 2), 2)
+        path = tmp_path / f"{name}.joblib"
+        joblib.dump(pipeline, path)
+        runs.append(
+            {"candidate": name, "score": score["roc_auc"], "joblib": str(path), "key": name}
+        )
+    chosen = ensemble.members(runs, "maximize")
+    best = chosen[0]
+    combined, note = ensemble.attempt(
+        chosen,
+        best,
+        schema,
+        x_valid,
+        y_valid,
+        metric="roc_auc",
+        direction="maximize",
+        out_dir=tmp_path,
+    )
+    assert combined is not None, note
+    assert "kept" in note and combined["validation"]["roc_auc"] > best["score"]
+    assert combined["params"]["members"] == [r["candidate"] for r in chosen]
+    assert combined["parity"]["ok"] and combined["parity"]["max_abs_diff"] <= 1e-4
+    x_test = feature_frame(table("binary", 200, rng, unseen=True), schema)
+    model = joblib.load(combined["joblib"])
+    parity = check_parity(model, Path(combined["onnx"]).read_bytes(), x_test, schema)
+    assert parity.ok and parity.label_agreement >= 0.99
+
+    worse = {**best, "score": 1.0}  # a single run no ensemble can beat
+    assert (
+        ensemble.attempt(
+            chosen,
+            worse,
+            schema,
+            x_valid,
+            y_valid,
+            metric="roc_auc",
+            direction="maximize",
+            out_dir=tmp_path,
+        )[0]
+        is None
+    )
+
+
+# -- thresholds, metrics, analysis -----------------------------------------------------------------
+
+
+def test_threshold_minimizes_the_expected_cost() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    p = np.clip(0.5 * y + rng.normal(0.25, 0.2, 2000), 0, 1)
+    costly_misses = threshold.choose(
+        y, p, metric="roc_auc", cost_false_positive=1, cost_false_negative=10
+    )
+    even = threshold.choose(y, p, metric="roc_auc", cost_false_positive=1, cost_false_negative=1)
+    assert costly_misses["chosen_by"] == "expected cost"
+    assert costly_misses["value"] < even["value"]
+
+    def cost(t: float) -> float:
+        predicted = p >= t
+        return float((np.sum(predicted & (y == 0)) + 10 * np.sum(~predicted & (y == 1))) / len(y))
+
+    best = min(cost(t) for t in np.unique(p))
+    assert costly_misses["validation_value"] == pytest.approx(best)
+    assert cost(costly_misses["value"]) == pytest.approx(best)
+    assert costly_misses["value_at_0_5"] == pytest.approx(cost(0.5))
+
+    by_f1 = threshold.choose(
+        y, p, metric="roc_auc", cost_false_positive=None, cost_false_negative=None
+    )
+    by_accuracy = threshold.choose(
+        y, p, metric="accuracy", cost_false_positive=None, cost_false_negative=None
+    )
+    assert by_f1["chosen_by"] == "f1" and by_accuracy["chosen_by"] == "accuracy"
+    assert by_accuracy["validation_value"] == pytest.approx(
+        np.mean((p >= by_accuracy["value"]) == (y == 1))
+    )
+
+
+def test_metrics_details() -> None:
+    y = np.array([0, 1, 1, 0, 1])
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6], [0.1, 0.9]])
+    scores = metrics.evaluate("binary", y, proba, 2)
+    assert scores["accuracy"] == pytest.approx(0.6)
+    assert metrics.evaluate("binary", y, proba, 2, threshold=0.35)["recall"] == 1.0
+    found = metrics.details("binary", y, proba, 2, 0.5, ["no", "yes"])
+    assert found["confusion_matrix"]["matrix"] == [[1, 1], [1, 2]]
+    assert sum(b["count"] for b in found["calibration"]["bins"]) == 5
+
+    truth = np.array([0.0, 2.0, 4.0, 0.0])
+    guess = np.array([1.0, 1.0, 5.0, -1.0])
+    values = metrics.evaluate("regression", truth, guess)
+    assert values["mape"] == pytest.approx(0.375)  # rows with y = 0 left out
+    residuals = metrics.residuals(truth, guess)
+    assert residuals["mape_rows_left_out"] == 2 and sum(residuals["histogram"]["counts"]) == 4
+    assert metrics.evaluate("regression", np.zeros(3), np.ones(3))["mape"] is None
+
+
+def test_slices_and_too_good() -> None:
+    schema = make_schema("binary")
+    frame = table("binary", 500, np.random.default_rng(0), unseen=False)
+    errors = np.where(frame["city"] == "nice", 0.9, 0.1)
+    found = analysis.worst_slices(frame, schema, errors, analysis.min_slice_rows(500))
+    assert found[0]["feature"] == "city" and found[0]["slice"] == "nice"
+    assert found[0]["rows"] == int((frame["city"] == "nice").sum())
+    warning = analysis.too_good({"roc_auc": 0.9, "accuracy": 0.999}, "roc_auc", "audit.json")
+    assert warning and warning[0].startswith("validation accuracy is 0.9990")
+    assert "[" not in warning[0]  # the CLI prints messages as rich markup
+    assert analysis.too_good({"r2": 0.999}, "r2", "x")[0].startswith("validation r2")
+    assert analysis.too_good({"roc_auc": 0.9, "r2": 0.5}, "roc_auc", "x") == []
+
+
+# -- budget and run cache --------------------------------------------------------------------------
+
+
+def test_job_shares_follow_weights_and_leave_time_to_later_jobs() -> None:
+    now = 100.0
+    first = budget.job_deadline(now, 160.0, 2, 1.0, [1.0, 2.0], [])
+    assert first == pytest.approx(now + 120 * 1 / 4)
+    late = budget.job_deadline(now, 160.0, 2, 1.0, [], [150.0])
+    assert late == pytest.approx(160.0)  # the last job may use whatever is left
+    assert budget.job_deadline(now, 90.0, 2, 1.0, [], []) == now
+    assert budget.finish_reserve(10, 0, 6) == pytest.approx(0.8 + 0.3 + 0.6)
+    assert budget.finish_reserve(2, 10**6, 6) == pytest.approx(0.6)
+
+
+def test_cached_runs_are_reused_only_when_they_still_apply(tmp_path: Path) -> None:
+    files = runcache.RunFiles.of(tmp_path, "linear", "k" * 32)
+    files.onnx.write_bytes(b"onnx")
+    files.joblib.write_bytes(b"pickle")
+    result = {
+        "status": "done",
+        "complete": True,
+        "budget_s": 30.0,
+        "onnx": str(files.onnx),
+        "joblib": str(files.joblib),
+    }
+    runcache.save(files, result)
+    assert json.loads(files.result.read_text())["onnx"] == files.onnx.name  # moves with the project
+    assert runcache.load(files, budget_s=300.0)["onnx"] == str(files.onnx)
+
+    runcache.save(files, {**result, "complete": False})  # cut short by a 30 s budget
+    assert runcache.load(files, budget_s=30.0) is not None
+    assert runcache.load(files, budget_s=60.0) is None  # more time: search again
+
+    files.onnx.unlink()
+    assert runcache.load(files, budget_s=10.0) is None
+    assert runcache.run_key(a=1) != runcache.run_key(a=2)
+
+    (tmp_path / ".linear-x.onnx.123.tmp").write_bytes(b"")
+    runcache.prune(tmp_path, keep=set())
+    assert list(tmp_path.iterdir()) == []

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from metrics import Metrics  # metrics.py, beside this file
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from router import PredictionLog, Router, env_flag
@@ -390,7 +390,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metadata() -> Response:
         return Response(metadata_body, media_type="application/json")
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics_endpoint() -> Response:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)

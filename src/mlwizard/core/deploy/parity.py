@@ -33,7 +33,7 @@ _counter = itertools.count()
 class _NoBytecodeLoader(importlib.machinery.SourceFileLoader):
     """Imports a file without writing `__pycache__` into the generated service folder."""
 
-    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:  # type: ignore[override]
         return None
 
 

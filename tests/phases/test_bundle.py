@@ -51,7 +51,7 @@ def _tool(name: str) -> str:
 
 
 def test_every_validator_passes_on_the_bundle(deployed: tuple[Project, PhaseResult]) -> None:
-    project, result = deployed
+    _, result = deployed
     checks = result.metrics["checks"]
     assert set(checks) == {"hadolint", "compose", "promtool", "actionlint", "kubernetes"}
     for name, check in checks.items():

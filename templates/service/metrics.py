@@ -116,6 +116,8 @@ class Metrics:
             registry=registry,
         )
         self.classifier = bool(self.classes)
+        self._http: dict[tuple[str, str, int, str], Any] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
         if self.classifier:
             self.predicted = Counter(
                 "model_predicted_class", "Predicted labels.", ["model", "class"], registry=registry
@@ -138,9 +140,24 @@ class Metrics:
     def observe(self, method: str, path: str, status: int, model: str, seconds: float) -> str:
         path = path if path in ROUTES else "other"
         method = method if method in METHODS else "other"
-        self.latency.labels(path, model).observe(seconds)
-        self.requests.labels(method, path, str(status), model).inc()
+        key = (method, path, status, model)
+        children = self._http.get(key)
+        if children is None:  # `labels()` costs a lock and a tuple per call: look it up once
+            children = (
+                self.requests.labels(method, path, str(status), model),
+                self.latency.labels(path, model),
+            )
+            self._http[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         return path
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def ready(self, model: str, ready: bool) -> None:
         self.is_ready.labels(model).set(1 if ready else 0)
@@ -148,23 +165,24 @@ class Metrics:
     def scored(self, scored: Any, served: bool) -> None:
         model = scored.model
         n = len(scored.records)
-        self.rows.labels(model, "true" if served else "false").inc(n)
+        self._child(self.rows, model, "true" if served else "false").inc(n)
         if scored.cache_hits:
-            self.cache_hits.labels(model).inc(scored.cache_hits)
+            self._child(self.cache_hits, model).inc(scored.cache_hits)
         refused = n - sum(scored.finite)
         if refused:
-            self.refused.labels(model).inc(refused)
-        for feature, count in scored.counts(UNKNOWN_CATEGORY).items():
-            self.unknown.labels(model, feature).inc(count)
-        for feature, count in scored.counts(OUT_OF_RANGE).items():
-            self.out_of_range.labels(model, feature).inc(count)
+            self._child(self.refused, model).inc(refused)
+        if any(scored.flags):
+            for feature, count in scored.counts(UNKNOWN_CATEGORY).items():
+                self._child(self.unknown, model, feature).inc(count)
+            for feature, count in scored.counts(OUT_OF_RANGE).items():
+                self._child(self.out_of_range, model, feature).inc(count)
         for record, finite in zip(scored.records, scored.finite, strict=True):
             if not finite:
                 continue
             if self.classifier:
-                self.predicted.labels(model, str(record["prediction"])).inc()
+                self._child(self.predicted, model, str(record["prediction"])).inc()
             else:
-                self.values.labels(model).observe(float(record["prediction"]))
+                self._child(self.values, model).observe(float(record["prediction"]))
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

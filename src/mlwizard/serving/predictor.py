@@ -111,15 +111,20 @@ class Domain:
         flags: list[list[Flag]] = [[] for _ in range(rows)]
         for name, known in self.categories.items():
             for index, value in enumerate(columns.get(name, ())):
+                if value is None or (value.__class__ is str and value in known):
+                    continue  # the common cases first: this runs on every request
                 if not is_missing(value) and str(value) not in known:
                     text = f"{name}: category {str(value)!r} not seen in training"
                     flags[index].append(Flag(name, UNKNOWN_CATEGORY, text))
         for name, (low, high) in self.ranges.items():
             for index, value in enumerate(columns.get(name, ())):
-                number = _to_float(value)
-                if not math.isnan(number) and not low <= number <= high:
-                    text = f"{name}: {number:g} outside the training range [{low:g}, {high:g}]"
-                    flags[index].append(Flag(name, OUT_OF_RANGE, text))
+                if value is None:
+                    continue
+                number = value if value.__class__ in (float, int) else _to_float(value)
+                if number != number or low <= number <= high:  # NaN (missing) or in range
+                    continue
+                text = f"{name}: {number:g} outside the training range [{low:g}, {high:g}]"
+                flags[index].append(Flag(name, OUT_OF_RANGE, text))
         return flags
 
 
@@ -249,9 +254,10 @@ class Predictor:
     def finite_rows(result: Mapping[str, Any]) -> list[bool]:
         """Per row, whether its scores are all finite (float32 overflow gives NaN or inf)."""
         if result["proba"] is None:
-            values = np.asarray(result["prediction"], dtype=np.float64)
-            return np.isfinite(values).tolist()
-        return np.isfinite(result["proba"]).all(axis=1).tolist()
+            finite = np.isfinite(np.asarray(result["prediction"], dtype=np.float64))
+        else:
+            finite = np.isfinite(result["proba"]).all(axis=1)
+        return [True] * len(finite) if finite.all() else finite.tolist()
 
     def to_records(self, result: Mapping[str, Any]) -> list[dict[str, Any]]:
         if result["proba"] is None:

@@ -196,7 +196,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from helpers.deploy import build_project
-
     from mlwizard.core.deploy import phase as deploy
 
     root = Path(tempfile.mkdtemp(prefix="mlwizard-bench-service-"))

@@ -214,7 +214,7 @@ def main() -> None:
     try:
         for name, module in apps.items():
             processes[name] = start(service, module, root / f"{name}.log", env)
-        for name, (_, url) in processes.items():  # warm both
+        for _, url in processes.values():  # warm both
             wrk(url, script, 2)
         for _ in range(args.rounds):
             for name, (_, url) in processes.items():

@@ -44,8 +44,12 @@ from fastapi.responses import Response
 
 MODEL = Path(__file__).parent / "models" / "champion"
 schema = json.loads((MODEL / "schema.json").read_text())
-options = ort.SessionOptions()
+options = ort.SessionOptions()  # the service's own session settings: one thread, no spinning
 options.intra_op_num_threads = 1
+options.inter_op_num_threads = 1
+options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+options.add_session_config_entry("session.inter_op.allow_spinning", "0")
 session = ort.InferenceSession(
     str(MODEL / "model.onnx"), options, providers=["CPUExecutionProvider"]
 )

@@ -105,6 +105,14 @@ def readable(folder: Path) -> None:
             Path(root, name).chmod(0o644)
 
 
+def remove_leftovers(target: Path, *prefixes: str) -> None:
+    """Staging folders beside `target` left by a run killed mid-way (`.<name>.*`, and others)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for prefix in (f".{target.name}.", *prefixes):
+        for leftover in target.parent.glob(f"{prefix}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextmanager
 def staged_folder(target: Path) -> Iterator[Path]:
     """Yield an empty folder beside `target`; it replaces `target` only if the block succeeds.
@@ -113,9 +121,7 @@ def staged_folder(target: Path) -> Iterator[Path]:
     service or the new one, each whole, or for an instant none; never a mix.
     """
     parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    for leftover in parent.glob(f".{target.name}.*"):  # from a run killed mid-way
-        shutil.rmtree(leftover, ignore_errors=True)
+    remove_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
     try:
         yield staging
@@ -174,7 +180,7 @@ def template_values(config: Config, champion: Path, has_challenger: bool) -> dic
         {"name": f["name"], "kind": f["kind"], "type": f["kind"]} for f in schema["features"]
     ]
     example_rows = (samples.get("rows") or [{}])[:1]
-    pins = requirements.pins(gpu=deploy.gpu)
+    pins = requirements.pins(deploy.gpu, deploy.gpu_requirement)
     bundle = {
         "service_name": name,
         "shadow": deploy.shadow,

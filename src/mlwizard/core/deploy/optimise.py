@@ -17,8 +17,8 @@ from typing import Any
 
 from mlwizard.core.deploy.parity import ServiceParity, load_model_predictor
 
-LATENCY_REPEATS = 15
-BATCH_ROWS = 256
+LATENCY_REPEATS = 7
+BATCH_ROWS = 128
 VARIANTS = ("original", "graph_optimised", "quantised")
 QUANTISED_OPS = frozenset(
     {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}

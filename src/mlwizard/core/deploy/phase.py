@@ -24,6 +24,7 @@ from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import BadInputError
 
+WORK_PREFIX = ".work."
 # Kept for callers of the old names.
 service_host = bundle.service_host
 staged_folder = bundle.staged_folder
@@ -38,8 +39,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     pipeline_path = _upstream_file(ctx, "model", "pipeline")
     schema = Schema.load(schema_path)
     service = ctx.artifact("service")
-    service.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".work.", suffix=".tmp", dir=service.parent))
+    bundle.remove_leftovers(service, WORK_PREFIX)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, suffix=".tmp", dir=service.parent))
     try:
         champion = work / "champion"
         champion.mkdir()

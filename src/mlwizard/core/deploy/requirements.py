@@ -62,17 +62,13 @@ def _lines(direct: tuple[str, ...], exclude: dict[str, str] | None = None) -> li
     return top + (["# their dependencies, as tested", *rest] if rest else [])
 
 
-def pins(gpu: bool = False) -> dict[str, object]:
+def pins(gpu: bool = False, gpu_requirement: str = "") -> dict[str, object]:
     """Requirement lines for the runtime, the bundle's tests and the stream consumer."""
     runtime = _lines(RUNTIME)
     onnxruntime = closure(("onnxruntime",)).get("onnxruntime", "")
-    if gpu:  # the same release, built for CUDA
-        runtime = [
-            line.replace("onnxruntime==", "onnxruntime-gpu==", 1)
-            if line.startswith("onnxruntime==")
-            else line
-            for line in runtime
-        ]
+    if gpu:  # the same release built for CUDA, unless [deploy] gpu_requirement says otherwise
+        wanted = gpu_requirement or f"onnxruntime-gpu=={onnxruntime}"
+        runtime = [wanted if line.startswith("onnxruntime==") else line for line in runtime]
     shared = closure(RUNTIME)
     return {
         "runtime": runtime,

@@ -88,6 +88,9 @@ class DeploySection:
     shadow: bool = False
     canary_share: float = 0.0
     gpu: bool = False  # a CUDA image with onnxruntime-gpu and a GPU resource request
+    # The GPU runtime's pin (default: onnxruntime-gpu at the CPU release parity ran on; CUDA
+    # builds are published separately and can lag, e.g. "onnxruntime-gpu==1.31.1").
+    gpu_requirement: str = ""
     latency_objective_ms: float = 250.0  # p99 objective: the latency alert fires above it
     cache_size: int = 0  # an LRU cache of predictions for repeated rows (0: off)
     replicas: int = 2  # Kubernetes: the minimum; the autoscaler may add up to 4x

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-
 TIMEOUT = 60
 PASSED, FAILED, MISSING = "passed", "failed", "not installed"
 

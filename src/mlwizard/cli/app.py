@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +16,10 @@ from mlwizard.cli.output import (
     progress_printer,
     report_failure,
 )
+from mlwizard.core.runner import PHASE_NAMES
+
+if TYPE_CHECKING:
+    from mlwizard.core.kernel.workspace import Workspace
 
 app = typer.Typer(
     name="mlwizard",
@@ -28,13 +31,14 @@ app = typer.Typer(
 )
 
 
-class Phase(StrEnum):
-    discovery = "discovery"
-    data = "data"
-    model = "model"
-    deploy = "deploy"
-    operations = "operations"
-    all = "all"
+# The CLI's choices come from the core's phase table (light to import: no heavy library).
+PHASE_CHOICES = (*PHASE_NAMES, "all")
+
+
+def _phase_choice(value: str) -> str:
+    if value not in PHASE_CHOICES:
+        raise typer.BadParameter(f"'{value}' is not one of {', '.join(PHASE_CHOICES)}")
+    return value
 
 
 ProjectOption = Annotated[
@@ -86,7 +90,15 @@ def new(
 
 @app.command()
 def run(
-    phase: Annotated[Phase, typer.Option(help="The phase to run; `all` runs what is needed.")],
+    phase: Annotated[
+        str,
+        typer.Option(
+            metavar="[" + "|".join(PHASE_CHOICES) + "]",
+            callback=_phase_choice,
+            autocompletion=lambda: list(PHASE_CHOICES),
+            help="The phase to run; `all` runs what is needed.",
+        ),
+    ],
     project: ProjectOption = Path("."),
     data: Annotated[
         str | None,
@@ -112,7 +124,7 @@ def run(
         _apply_data_options(workspace, data, target)
         report = runner.run(
             workspace,
-            runner.resolve_phases(phase.value),
+            runner.resolve_phases(phase),
             time_budget=time_budget,
             emit=progress_printer(),
         )
@@ -125,7 +137,7 @@ def run(
     raise typer.Exit(report.exit_code)
 
 
-def _apply_data_options(workspace, data: Path | None, target: str | None) -> None:
+def _apply_data_options(workspace: Workspace, data: str | None, target: str | None) -> None:
     """`--data/--target` create the config on a first run, or update it."""
     from mlwizard.core.kernel.config import update_config_file
     from mlwizard.core.kernel.errors import BadInputError

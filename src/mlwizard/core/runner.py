@@ -39,6 +39,8 @@ class PhaseSpec:
     upstream: tuple[str, ...]
     config_sections: tuple[str, ...]
     weight: int  # share of the overall progress, in percent
+    title: str  # what the shells call it
+    outputs: tuple[str, ...]  # what it must record; the runner fails a phase that forgets one
     reads_source: bool = False
 
     def load(self) -> Callable[[PhaseContext], PhaseResult]:
@@ -47,23 +49,67 @@ class PhaseSpec:
 
 def _phase(
     name: str,
+    title: str,
+    *,
     upstream: tuple[str, ...],
     sections: tuple[str, ...],
     weight: int,
+    outputs: tuple[str, ...],
     reads_source: bool = False,
 ) -> PhaseSpec:
-    return PhaseSpec(name, f"mlwizard.core.{name}.phase", upstream, sections, weight, reads_source)
+    module = f"mlwizard.core.{name}.phase"
+    return PhaseSpec(name, module, upstream, sections, weight, title, outputs, reads_source)
 
 
+# The one table of phases: the runner, the CLI's choices, the TUI's screens, titles and weights
+# all come from here. A new phase is a package `core/<name>/` with `phase.run` and a row here.
 PHASES: tuple[PhaseSpec, ...] = (
-    _phase("discovery", (), ("data", "discovery"), 15, reads_source=True),
-    _phase("data", ("discovery",), ("project", "data", "split"), 20, reads_source=True),
-    _phase("model", ("discovery", "data"), ("project", "model"), 30),
-    _phase("deploy", ("discovery", "data", "model"), ("deploy",), 20),
-    _phase("operations", ("data", "model"), (), 15),
+    _phase(
+        "discovery",
+        "Discovery",
+        upstream=(),
+        sections=("data", "discovery"),
+        weight=15,
+        outputs=("discovery",),
+        reads_source=True,
+    ),
+    _phase(
+        "data",
+        "Data",
+        upstream=("discovery",),
+        sections=("project", "data", "split"),
+        weight=20,
+        outputs=("snapshot", "train", "valid", "test", "schema", "audit", "profile", "lineage"),
+        reads_source=True,
+    ),
+    _phase(
+        "model",
+        "Model",
+        upstream=("discovery", "data"),
+        sections=("project", "model"),
+        weight=30,
+        outputs=("onnx", "pipeline", "leaderboard", "evaluation", "candidates", "experiments"),
+    ),
+    _phase(
+        "deploy",
+        "Deployment",
+        upstream=("discovery", "data", "model"),
+        sections=("deploy",),
+        weight=20,
+        outputs=("service", "onnx", "metadata"),
+    ),
+    _phase(
+        "operations",
+        "Operations",
+        upstream=("data", "model"),
+        sections=(),
+        weight=15,
+        outputs=("reference", "drift"),
+    ),
 )
 PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
 PHASE_WEIGHTS: dict[str, int] = {p.name: p.weight for p in PHASES}
+PHASE_TITLES: dict[str, str] = {p.name: p.title for p in PHASES}
 _SPECS = {p.name: p for p in PHASES}
 
 
@@ -216,7 +262,7 @@ def run_phase(
     )
     emit(ev.Event(phase, "phase_started", state.reason))
     started, t0 = _now(), time.perf_counter()
-    base = {
+    base: dict[str, Any] = {
         "phase": phase,
         "inputs": inputs,
         "fingerprint": hash_value(inputs),
@@ -225,6 +271,10 @@ def run_phase(
     }
     try:
         result = _SPECS[phase].load()(context)
+        outputs = {**context.registered, **result.outputs}
+        missing = [name for name in _SPECS[phase].outputs if name not in outputs]
+        if missing:  # a bug in the phase, not the user's problem: say which output it forgot
+            raise InternalError(f"phase {phase} did not record its output(s) {', '.join(missing)}")
     except BaseException as exc:
         message = str(exc) if isinstance(exc, MlwizardError) else f"{type(exc).__name__}: {exc}"
         gate = exc if isinstance(exc, QualityGateError) else None
@@ -242,7 +292,7 @@ def run_phase(
         raise
     checkpoint = Checkpoint(
         status="done",
-        outputs={name: ws.relative(path) for name, path in result.outputs.items()},
+        outputs={name: ws.relative(path) for name, path in outputs.items()},
         metrics=result.metrics,
         gate_failures=result.gate_failures,
         finished_at=_now(),

@@ -26,7 +26,7 @@ class RunLog:
         self.seed = seed
         self.phase_run_id = uuid.uuid4().hex
         self.store = ExperimentStore(
-            ctx.workspace.state_dir / STORE_FILE,
+            ctx.register("experiments", ctx.workspace.state_dir / STORE_FILE),
             tracking_uri=ctx.config.model.tracking_uri or None,
             experiment=ctx.config.project.name,
         )

@@ -6,8 +6,10 @@ import json
 import threading
 
 import pytest
+from typer.testing import CliRunner
 
 from helpers.frames import synthetic_frame
+from mlwizard.cli.app import app
 from mlwizard.core import runner
 from mlwizard.core.kernel.config import update_config_file
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
@@ -18,6 +20,7 @@ from mlwizard.core.kernel.errors import (
     UpstreamNotReadyError,
 )
 from mlwizard.core.kernel.events import Event
+from mlwizard.core.model.session import TRIALS_ENV
 
 
 def statuses(workspace) -> dict[str, str]:
@@ -123,6 +126,34 @@ def test_a_gate_failure_blocks_what_depends_on_it(make_project) -> None:
     assert skipped.phases["discovery"].status == "skipped"
     with pytest.raises(QualityGateError, match="needs 'discovery', whose results failed"):
         runner.run_phase(ws, "data")
+
+
+def test_status_never_calls_a_failed_gate_done(
+    make_project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9, bug 2: a phase whose results failed its gate is `failed` in `status`, `--json`
+    and the TUI, with the reason and the command that fixes it; it is still not recomputed."""
+    monkeypatch.setenv(TRIALS_ENV, "1")
+    ws = make_project(synthetic_frame())
+    update_config_file(ws.config_path, {"model": {"candidates": ["linear"]}})
+    report = runner.run(ws, ["discovery", "data", "model", "deploy"], time_budget=300)
+    assert report.exit_code == 0, report.error
+    checkpoint = ws.read_checkpoint("deploy")
+    assert checkpoint is not None
+    checkpoint.gate_failures = ["service parity 0.0016 exceeds 1e-04 on test rows"]
+    ws.write_checkpoint(checkpoint)
+    state = runner.phase_state(ws, ws.load_config(), "deploy")
+    assert (state.status, state.up_to_date) == ("failed", True)
+    assert "quality gate failed: service parity 0.0016" in state.reason
+    assert "mlwizard run --phase model" in state.fix
+    result = CliRunner().invoke(app, ["status", "--project", str(ws.root), "--json"])
+    assert result.exit_code == 0, result.output
+    deploy = next(p for p in json.loads(result.stdout)["phases"] if p["phase"] == "deploy")
+    assert deploy["status"] == "failed" and deploy["gate_failures"] == checkpoint.gate_failures
+    assert "mlwizard run --phase model" in deploy["fix"]
+    table = CliRunner().invoke(app, ["status", "--project", str(ws.root)], terminal_width=200)
+    deploy_line = next(line for line in table.stdout.splitlines() if "deploy" in line)
+    assert "failed" in deploy_line and "done" not in deploy_line
 
 
 def test_a_phase_that_forgets_a_declared_output_fails_and_says_which(

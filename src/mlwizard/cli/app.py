@@ -114,6 +114,9 @@ def run(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout; progress on stderr.")
     ] = False,
+    with_upstream: Annotated[
+        bool, typer.Option(help="Also run the phases it needs that are not up to date.")
+    ] = False,
 ) -> None:
     """Run phases headless, skipping those whose inputs have not changed."""
     from mlwizard.core import runner
@@ -124,7 +127,7 @@ def run(
         _apply_data_options(workspace, data, target)
         report = runner.run(
             workspace,
-            runner.resolve_phases(phase),
+            runner.resolve_phases(phase, upstream=with_upstream),
             time_budget=time_budget,
             emit=progress_printer(),
         )
@@ -187,8 +190,11 @@ def _print_summary(report) -> None:
 
 
 @app.command()
-def status(project: ProjectOption = Path(".")) -> None:
-    """Show each phase's checkpoint: done, stale, pending or failed, and why."""
+def status(
+    project: ProjectOption = Path("."),
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Show each phase's checkpoint: done, stale, pending or failed, why, and what fixes it."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -197,9 +203,14 @@ def status(project: ProjectOption = Path(".")) -> None:
 
     with errors_to_exit_codes():
         states = project_status(Workspace(project))
+    if json_output:
+        print_json(
+            {"project": str(Path(project).resolve()), "phases": [s.to_json() for s in states]}
+        )
+        return
     colours = {"done": "green", "stale": "yellow", "failed": "red", "pending": "dim"}
     table = Table(title=f"mlwizard project {Path(project).resolve()}")
-    for column in ("phase", "status", "why", "finished", "took"):
+    for column in ("phase", "status", "why", "to fix", "finished", "took"):
         table.add_column(column)
     for state in states:
         cp = state.checkpoint
@@ -207,6 +218,7 @@ def status(project: ProjectOption = Path(".")) -> None:
             state.phase,
             f"[{colours[state.status]}]{state.status}[/]",
             escape(state.reason),
+            escape(state.fix),
             cp.finished_at if cp else "",
             f"{cp.duration_s:.1f}s" if cp else "",
         )

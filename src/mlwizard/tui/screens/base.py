@@ -77,13 +77,15 @@ class PhaseScreen(Screen[None]):
             if state.phase == app.running_phase:
                 row.show("running", "running… (c to cancel)")
                 continue
-            reason = state.reason
-            if state.status == "done" and state.checkpoint and state.checkpoint.gate_failures:
-                reason = "quality gate failed: " + "; ".join(state.checkpoint.gate_failures)
-            row.show(state.status, f"{runner.PHASE_WEIGHTS[state.phase]}% · {reason}")
+            row.show(state.status, f"{runner.PHASE_WEIGHTS[state.phase]}% · {state.reason}")
         stepper.show_progress(app.progress_percent)
         notice = self.query_one("#notice", Static)
+        own = self.state()
         problem = app.problem or ""
+        if not problem and own is not None and own.status == "failed" and own.fix:
+            problem = f"{own.reason} — to fix: {own.fix}"
+            if own.phase == app.running_phase:
+                problem = ""
         if str(notice.content) != problem:
             notice.update(problem)
         notice.set_class(bool(problem), "-visible")

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ from mlwizard.core.kernel.errors import (
     QualityGateError,
     UpstreamNotReadyError,
 )
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.kernel.versions import package_versions
 from mlwizard.core.kernel.workspace import Checkpoint, Workspace
@@ -93,10 +93,6 @@ class RunReport:
         }
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _outcome(ws: Workspace, cp: Checkpoint, status: Literal["done", "skipped"]) -> PhaseOutcome:
     artifacts = {name: str(ws.resolve(rel)) for name, rel in cp.outputs.items()}
     return PhaseOutcome(status, cp.metrics, artifacts)
@@ -147,7 +143,7 @@ def run_phase(
         cancel=cancel or threading.Event(),
     )
     emit(ev.Event(phase, "phase_started", state.reason))
-    started, t0 = _now(), time.perf_counter()
+    started, t0 = timestamp(), time.perf_counter()
     base: dict[str, Any] = {
         "phase": phase,
         "inputs": inputs,
@@ -170,7 +166,7 @@ def run_phase(
                 error=message,
                 outputs={n: ws.relative(p) for n, p in (gate.outputs if gate else {}).items()},
                 metrics=gate.metrics if gate else {},
-                finished_at=_now(),
+                finished_at=timestamp(),
                 duration_s=round(time.perf_counter() - t0, 3),
                 **base,
             )
@@ -181,7 +177,7 @@ def run_phase(
         outputs={name: ws.relative(path) for name, path in outputs.items()},
         metrics=result.metrics,
         gate_failures=result.gate_failures,
-        finished_at=_now(),
+        finished_at=timestamp(),
         duration_s=round(time.perf_counter() - t0, 3),
         **base,
     )

@@ -19,7 +19,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from mlwizard.core.deploy.batch import load_predictor
 from mlwizard.core.kernel import atomic, templates
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import QualityGateError
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.serving import predictor as serving_predictor
 
 SERVICE_TEMPLATES = "service"
@@ -174,7 +174,7 @@ def _template_values(
             {**f, "send_as": _send_as(f["kind"], f["type"])} for f in _features(ctx, schema)
         ],
         "classes": [str(c) for c in schema.classes or []],
-        "created_at": _now(),
+        "created_at": timestamp(),
         "example": _shell_quoted_example(schema, rows),
     }
 
@@ -301,14 +301,10 @@ def _metadata(ctx: PhaseContext, schema: Schema) -> dict[str, Any]:
         },
         "decision_threshold": decision_threshold(ctx, schema),
         "parity": None,  # filled in once checked
-        "created_at": _now(),
+        "created_at": timestamp(),
         "versions": {
             "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__,
             "numpy": np.__version__,
         },
     }
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

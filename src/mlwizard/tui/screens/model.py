@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Static
 
+from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.tui import loaders
 from mlwizard.tui.screens.base import PhaseScreen
@@ -32,14 +33,6 @@ def _budget(text: str) -> float | None:
     except ValueError:
         return None
     return value if value >= 1 else None
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    if isinstance(value, bool) or value is None:
-        return "—" if value is None else ("yes" if value else "no")
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def confusion_table(matrix: dict[str, Any]) -> Table | None:

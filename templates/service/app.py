@@ -10,179 +10,28 @@ within reach of a bare FastAPI + onnxruntime app.
 Settings (environment, defaults from bundle.json): see `Settings` and the README.
 """
 
-import json
 import logging
-import math
 import os
-import sys
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
+from contract import ErrorResponse, PredictResponse, errors, request_models
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from metrics import Metrics  # metrics.py, beside this file
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
-from router import PredictionLog, Router, env_flag
+from pydantic import ValidationError
+from router import PredictionLog, Router
+from settings import AccessLog, Settings, configure_logging
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-HERE = Path(__file__).resolve().parent
-FLOAT32_MAX = 3.4028234663852886e38
 log = logging.getLogger("service")
-
-
-@dataclass(frozen=True)
-class Settings:
-    models_dir: Path
-    threads: int
-    max_rows: int
-    max_body_bytes: int
-    inline_max_rows: int
-    prediction_log: str | None
-    cache_size: int
-    shadow: bool
-    canary_share: float
-    providers: tuple[str, ...]
-    drift_report: str | None
-    log_level: str
-
-    @classmethod
-    def from_env(cls, env: Any = os.environ) -> "Settings":
-        bundle_file = HERE / "bundle.json"
-        bundle = json.loads(bundle_file.read_text("utf-8")) if bundle_file.is_file() else {}
-        providers = env.get("MODEL_PROVIDERS", ",".join(bundle.get("providers", [])))
-        return cls(
-            models_dir=Path(env.get("MODEL_DIR", HERE / "models")),
-            threads=int(env.get("MODEL_THREADS", "1")),
-            max_rows=int(env.get("MAX_ROWS", "10000")),
-            max_body_bytes=int(env.get("MAX_BODY_BYTES", str(8 * 1024 * 1024))),
-            inline_max_rows=int(env.get("INLINE_MAX_ROWS", "64")),
-            prediction_log=env.get("PREDICTION_LOG") or None,
-            cache_size=int(env.get("PREDICTION_CACHE_SIZE", bundle.get("cache_size", 0))),
-            shadow=env_flag("SHADOW", bool(bundle.get("shadow", False))),
-            canary_share=float(env.get("CANARY_SHARE", bundle.get("canary_share", 0.0))),
-            providers=tuple(p for p in providers.split(",") if p),
-            drift_report=env.get("DRIFT_REPORT") or None,
-            log_level=env.get("LOG_LEVEL", "INFO").upper(),
-        )
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: what log collectors parse without a grok pattern."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            **getattr(record, "fields", {}),
-        }
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
-
-
-class AccessLog:
-    """One JSON line per request on stdout, written directly: the logging module's record,
-    formatter and handler cost more than the model on a small request."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._second = -1
-        self._prefix = ""
-        self._out = sys.stdout
-
-    def write(self, fields: dict[str, Any]) -> None:
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        ts = f"{self._prefix}.{int((now - second) * 1000):03d}Z"
-        line = {"ts": ts, "level": "info", "logger": "service.access", "message": "request"}
-        self._out.write(orjson.dumps(line | fields).decode() + "\n")
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
-    logging.Formatter.converter = time.gmtime
-    for name in ("service", "uvicorn", "uvicorn.error"):
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(level)
-        logger.propagate = False
-
-
-# -- the request model, built from schema.json and the training domain --------------------------
-_STRICT = ConfigDict(extra="forbid", strict=True)
-
-
-def number_bounds(spec: dict[str, Any] | None) -> tuple[float, float]:
-    """What a numeric feature accepts: far beyond what training saw (a warning flags values out of
-    the training range), but never where float32 arithmetic in the model overflows."""
-    low, high = (spec or {}).get("min"), (spec or {}).get("max")
-    scale = max(abs(low or 0.0), abs(high or 0.0), 1.0)
-    limit = min(1e9 * scale, 1e15)  # products of such numbers and weights stay finite in float32
-    return -limit, limit
-
-
-def request_models(features: list[dict[str, Any]], domain: dict[str, Any], max_rows: int) -> Any:
-    """PredictRequest for these features. Field names are positional (`c0`, ...) and the column
-    names are aliases: columns may be any text, and errors name the column."""
-    fields: dict[str, Any] = {}
-    for i, feature in enumerate(features):
-        if feature["kind"] == "numeric":
-            low, high = number_bounds(domain.get(feature["name"]))
-            kind: Any = Annotated[float, Field(ge=low, le=high, allow_inf_nan=False)] | None
-        else:
-            kind = Annotated[str, Field(max_length=1000)] | None
-        fields[f"c{i}"] = (kind, Field(alias=feature["name"]))
-    row = create_model("Row", __config__=_STRICT, **fields)
-    request = create_model(
-        "PredictRequest",
-        __config__=_STRICT,
-        rows=(list[row], Field(min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
-    )
-    return row, request
-
-
-class RowPrediction(BaseModel):
-    prediction: Any
-    proba: dict[str, float] | None = None
-    warnings: list[str] | None = Field(None, description="unseen categories, out-of-range values")
-
-
-class PredictResponse(BaseModel):
-    model: str = Field(description="which model answered: champion or challenger")
-    version: str
-    predictions: list[RowPrediction]
-
-
-class ValidationErrorItem(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ErrorResponse(BaseModel):
-    detail: list[ValidationErrorItem] | str
 
 
 def _json(payload: Any, status: int = 200, **kwargs: Any) -> Response:
     return Response(orjson.dumps(payload), status, media_type="application/json", **kwargs)
-
-
-def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
 
 
 # -- middleware: request id, body limit, metrics, access log -------------------------------------
@@ -293,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schema = champion.schema
     features = schema["features"]
     names = [f["name"] for f in features]
-    row_model, request_model = request_models(
+    _, request_model = request_models(
         features, champion.metadata.get("domain") or {}, settings.max_rows
     )
     fields = [f"c{i}" for i in range(len(features))]
@@ -425,7 +274,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             parsed = request_model.model_validate_json(raw)
         except ValidationError as exc:
-            return _json({"detail": _errors(exc)}, 422)
+            return _json({"detail": errors(exc)}, 422)
         rows = parsed.rows
         if len(rows) > settings.inline_max_rows:
             status, body, task = await run_in_threadpool(score, state_["request_id"], rows)
@@ -472,7 +321,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.state.router = router
-    _ = row_model, math
     return app
 
 

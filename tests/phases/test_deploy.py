@@ -34,6 +34,8 @@ SERVICE_FILES = {
     "models/champion/metadata.json",
     "models/champion/samples.json",
     "app.py",
+    "contract.py",
+    "settings.py",
     "metrics.py",
     "router.py",
     "predictor.py",
@@ -386,7 +388,10 @@ def test_service_code_imports_only_its_runtime(deployed: tuple[Project, PhaseRes
     project, _ = deployed
     predictor = _imports(project.service / "predictor.py")
     app = set().union(
-        *(_imports(project.service / f) for f in ("app.py", "metrics.py", "router.py"))
+        *(
+            _imports(project.service / f)
+            for f in ("app.py", "contract.py", "settings.py", "metrics.py", "router.py")
+        )
     )
     assert not (predictor | app) & SERVING_FORBIDDEN
     assert predictor - sys.stdlib_module_names <= {"numpy", "onnxruntime"}
@@ -401,6 +406,8 @@ def test_service_code_imports_only_its_runtime(deployed: tuple[Project, PhaseRes
         "predictor",
         "metrics",
         "router",
+        "contract",
+        "settings",
     }
     assert app - sys.stdlib_module_names <= allowed
 

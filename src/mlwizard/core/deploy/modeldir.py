@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import platform
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pyarrow.parquet as pq
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.kernel.context import PhaseContext
+from mlwizard.core.kernel.formatting import timestamp
 
 MODEL_FILES = ("model.onnx", "schema.json", "metadata.json")
 MAX_CATEGORIES = 1000  # more distinct values than this: no unseen-category check for the column
@@ -155,4 +155,4 @@ def model_card_extras(ctx: PhaseContext) -> dict[str, Any]:
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return timestamp()

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -21,6 +21,9 @@ from mlwizard.core.contract.features import feature_frame
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.kernel.errors import QualityGateError
 from mlwizard.serving import predictor as serving_predictor
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 # The serving runtime is a real module of mlwizard; every bundle gets a copy of its file.
 SERVING_RUNTIME = Path(serving_predictor.__file__)
@@ -33,7 +36,7 @@ _counter = itertools.count()
 class _NoBytecodeLoader(importlib.machinery.SourceFileLoader):
     """Imports a file without writing `__pycache__` into the generated service folder."""
 
-    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:  # type: ignore[override]
+    def set_data(self, path: str, data: Buffer, *, _mode: int = 0o666) -> None:
         return None
 
 

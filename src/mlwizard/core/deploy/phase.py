@@ -22,7 +22,6 @@ from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy import bundle, modeldir, optimise, parity, validate
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
-from mlwizard.core.kernel.errors import BadInputError
 
 WORK_PREFIX = ".work."
 # Kept for callers of the old names.
@@ -32,11 +31,11 @@ ServiceParity = parity.ServiceParity
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
-    schema_path = _upstream_file(ctx, "data", "schema")
-    test_path = _upstream_file(ctx, "data", "test")
-    train_path = _upstream_file(ctx, "data", "train")
-    model_path = _upstream_file(ctx, "model", "onnx")
-    pipeline_path = _upstream_file(ctx, "model", "pipeline")
+    schema_path = ctx.require("data", "schema")
+    test_path = ctx.require("data", "test")
+    train_path = ctx.require("data", "train")
+    model_path = ctx.require("model", "onnx")
+    pipeline_path = ctx.require("model", "pipeline")
     schema = Schema.load(schema_path)
     service = ctx.artifact("service")
     bundle.remove_leftovers(service, WORK_PREFIX)
@@ -190,16 +189,6 @@ def _outputs(service: Path) -> dict[str, Path]:
         "workflow": service / ".github/workflows/bundle.yml",
         "model_card": service / "MODEL_CARD.md",
     }
-
-
-def _upstream_file(ctx: PhaseContext, phase: str, name: str) -> Path:
-    try:
-        path = ctx.upstream_artifact(phase, name)
-    except KeyError:
-        raise BadInputError(f"the {phase} phase recorded no '{name}' artifact; rerun it") from None
-    if not path.is_file():
-        raise BadInputError(f"{path}: missing; rerun `mlwizard run --phase {phase}`")
-    return path
 
 
 def decision_threshold(ctx: PhaseContext, schema: Schema) -> float | None:

@@ -381,7 +381,7 @@ async def test_keys_respond_while_a_slow_phase_runs_and_c_cancels(
         # The phase checks ctx.cancel every 10 ms; the rest is the core recording the failure.
         await wait_until(lambda: app.running_phase is None, RESPONSE_TIMEOUT)
         await settle(app, pilot)
-        assert row(app, "data").status == "failed"
+        assert row(app, "data").status == "cancelled"  # issue 9, bug 5: not "failed"
         assert "cancelled" in row(app, "data").reason
         assert ("phase data cancelled", "warning") in notes
 
@@ -493,7 +493,7 @@ async def test_q_during_a_run_cancels_it(project: Path, fake_phases: dict[str, P
     # Quitting asked the core to stop, rather than waiting out the phase's remaining seconds.
     checkpoint = Workspace(project).read_checkpoint("discovery")
     assert checkpoint is not None
-    assert (checkpoint.status, checkpoint.error) == ("failed", "phase discovery cancelled")
+    assert (checkpoint.status, checkpoint.error) == ("cancelled", "phase discovery cancelled")
 
 
 def test_importing_the_package_does_not_import_textual() -> None:

@@ -208,7 +208,13 @@ def status(
             {"project": str(Path(project).resolve()), "phases": [s.to_json() for s in states]}
         )
         return
-    colours = {"done": "green", "stale": "yellow", "failed": "red", "pending": "dim"}
+    colours = {
+        "done": "green",
+        "stale": "yellow",
+        "failed": "red",
+        "cancelled": "yellow",
+        "pending": "dim",
+    }
     table = Table(title=f"mlwizard project {Path(project).resolve()}")
     for column in ("phase", "status", "why", "to fix", "finished", "took"):
         table.add_column(column)

@@ -14,7 +14,7 @@ from textual.widgets import ProgressBar, Static
 from mlwizard.core.runner import PHASE_NAMES, PHASE_TITLES
 
 # What the UI shows for a phase: the core's statuses plus "running", which only the UI knows.
-RowStatus = Literal["pending", "running", "done", "stale", "failed"]
+RowStatus = Literal["pending", "running", "done", "stale", "failed", "cancelled"]
 
 ICONS: dict[str, str] = {
     "pending": "○",
@@ -22,6 +22,7 @@ ICONS: dict[str, str] = {
     "done": "●",
     "stale": "◌",
     "failed": "✘",
+    "cancelled": "⊘",
 }
 
 
@@ -43,6 +44,7 @@ class PhaseRow(Static):
     PhaseRow.-done { color: $success; }
     PhaseRow.-stale { color: $warning; }
     PhaseRow.-failed { color: $error; }
+    PhaseRow.-cancelled { color: $warning; }
     """
 
     STATUS_CLASSES: ClassVar[tuple[str, ...]] = tuple(f"-{s}" for s in ICONS)

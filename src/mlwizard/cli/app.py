@@ -282,13 +282,32 @@ def demo(
     scores = ", ".join(
         f"{k} {model['test'][k]:.3f}" for k in headline if model["test"].get(k) is not None
     )
-    out.print(f"\n[bold]Demo project:[/] {project}")
-    out.print(f"Best model: [bold]{model['best_model']}[/] — test {scores}")
-    out.print(f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}")
-    out.print(f"Artifacts: {project / 'artifacts'}")
-    out.print(f"Status:    mlwizard status --project {project}")
-    out.print(f"Serve it:  cd {service} && uvicorn app:app --port 8000")
-    out.print(f"Container: docker build -t {project.name} {service}")
+    exe, bin_dir = _command()
+    lines = [
+        f"\n[bold]Demo project:[/] {project}",
+        f"Best model: [bold]{model['best_model']}[/] — test {scores}",
+        f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}",
+        f"Artifacts: {project / 'artifacts'}",
+        f"Status:    {exe} status --project {project}",
+        f"TUI:       {exe} tui --project {project}",
+        f"Serve it:  cd {service} && {bin_dir}uvicorn app:app --port 8000",
+        f"Container: docker build -t {project.name} {service}",
+    ]
+    for line in lines:  # whole commands, never wrapped mid-command when piped
+        out.print(line, soft_wrap=True)
+
+
+def _command() -> tuple[str, str]:
+    """How to call mlwizard (and the venv's other commands) from the user's shell: by name when
+    the running one is on PATH, else by its full path (`make demo` does not activate the venv)."""
+    import shutil
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    found = shutil.which("mlwizard")
+    if found and Path(found).resolve().parent == bin_dir.resolve():
+        return "mlwizard", ""
+    return str(bin_dir / "mlwizard"), f"{bin_dir}/"
 
 
 @app.command()

@@ -10,6 +10,7 @@ import typer
 from mlwizard import __version__
 from mlwizard.cli.experiments import experiments
 from mlwizard.cli.output import (
+    err,
     errors_to_exit_codes,
     out,
     print_json,
@@ -234,7 +235,12 @@ def status(
 @app.command()
 def predict(
     input_file: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="A file to score (CSV, Parquet, JSON, Excel).")
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="A file to score (CSV, Parquet, JSON, Excel), or - for NDJSON on stdin "
+            "(predictions as NDJSON on stdout, row by row).",
+        ),
     ],
     project: ProjectOption = Path("."),
     output: Annotated[
@@ -242,12 +248,33 @@ def predict(
     ] = None,
 ) -> None:
     """Batch predictions with the deployed ONNX model (the same code the service runs)."""
-    from mlwizard.core.deploy.batch import predict_file
+    from rich.markup import escape
+
     from mlwizard.core.kernel.workspace import Workspace
 
+    flagged: dict[str, int] = {}
     with errors_to_exit_codes():
-        written = predict_file(Workspace(project), input_file, output)
-    out.print(f"Wrote predictions to {written}")
+        if str(input_file) == "-":
+            import sys
+
+            from mlwizard.core.deploy.stream import predict_stream
+
+            rows = predict_stream(Workspace(project), sys.stdin, sys.stdout, flagged)
+            written = None
+        else:
+            from mlwizard.core.deploy.batch import predict_file
+
+            written = predict_file(Workspace(project), input_file, output, flagged)
+    if flagged:
+        summary = ", ".join(f"{key} ({count})" for key, count in sorted(flagged.items()))
+        err.print(
+            f"warning: {sum(flagged.values())} value(s) unlike training, still scored and "
+            f"flagged in the warnings column: {escape(summary)}"
+        )
+    if written is None:
+        err.print(f"Scored {rows} row(s)")
+    else:
+        out.print(f"Wrote predictions to {written}")
 
 
 @app.command()

@@ -70,6 +70,7 @@ def start_resource_tracker() -> None:
 class MlwizardApp(ServiceControls):
     TITLE = "mlwizard"
     CSS_PATH = "app.tcss"
+    NOTIFICATION_TIMEOUT = 4.0
     MODES: ClassVar[dict[str, Any]] = dict(PHASE_SCREENS)
     COMMANDS = App.COMMANDS | {WizardCommands}
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mlwizard import __version__
+from mlwizard.cli import operations
 from mlwizard.cli.experiments import experiments
 from mlwizard.cli.output import (
     errors_to_exit_codes,
@@ -270,6 +271,10 @@ def tui(project: ProjectOption = Path(".")) -> None:
 
 
 app.command()(experiments)
+app.command()(operations.monitor)
+app.command()(operations.models)
+app.command()(operations.retrain)
+app.command()(operations.rollback)
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ PHASES: tuple[PhaseSpec, ...] = (
     _phase("data", ("discovery",), ("project", "data", "split"), 20, reads_source=True),
     _phase("model", ("discovery", "data"), ("project", "model"), 30),
     _phase("deploy", ("discovery", "data", "model"), ("deploy",), 20),
-    _phase("operations", ("data", "model"), (), 15),
+    _phase("operations", ("data", "model", "deploy"), ("operations",), 15),
 )
 PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
 PHASE_WEIGHTS: dict[str, int] = {p.name: p.weight for p in PHASES}

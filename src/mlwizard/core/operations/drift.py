@@ -20,6 +20,9 @@ DECILES = [i / 10 for i in range(1, 10)]
 TOP_CATEGORIES = 20
 PSI_FLOOR = 1e-4  # keeps an empty bin from making PSI infinite
 PSI_WARN, PSI_ALERT = 0.1, 0.25  # the usual reading: < 0.1 stable, 0.1–0.25 moderate, > 0.25 major
+MIN_ROWS = 30  # below this on either side, no drift verdict: "not enough rows to judge"
+SIGNIFICANCE = 0.01  # a level above stable needs the chi-square test below this p-value
+LEVELS = ("insufficient", "stable", "moderate", "major")  # in order of concern
 
 
 def reference_bins(con: duckdb.DuckDBPyConnection, path: Path, schema: Schema) -> dict[str, Any]:
@@ -79,6 +82,22 @@ def bin_counts(
     con: duckdb.DuckDBPyConnection, path: Path, bins: dict[str, Any]
 ) -> dict[str, dict[str, int]]:
     """Count the rows of a Parquet file into each feature's bins, in one scan."""
+    counts, _extra = count_bins(con, "read_parquet(?)", [str(path)], bins)
+    return counts
+
+
+def count_bins(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    source_params: list[Any],
+    bins: dict[str, Any],
+    extra: list[tuple[str, list[Any]]] = (),  # type: ignore[assignment]
+) -> tuple[dict[str, dict[str, int]], list[Any]]:
+    """Count `source` (a FROM clause) into each feature's bins in one scan.
+
+    `extra` adds more aggregates (SQL, parameters) to the same scan; their values come back in
+    order as the second element.
+    """
     exprs: list[str] = []
     params: list[Any] = []
     layout: list[tuple[str, list[str]]] = []
@@ -87,9 +106,17 @@ def bin_counts(
         exprs += [f"count(*) FILTER (WHERE {f})" for f in filters]
         params += bound
         layout.append((name, labels))
-    row = con.execute(f"SELECT {', '.join(exprs)} FROM read_parquet(?)", [*params, str(path)])
-    values = iter(row.fetchone())
-    return {name: {label: int(next(values)) for label in labels} for name, labels in layout}
+    for sql, bound in extra:
+        exprs.append(sql)
+        params += bound
+    if not exprs:
+        return {}, []
+    query = f"SELECT {', '.join(exprs)} FROM {source}"
+    row = con.execute(query, [*params, *source_params]).fetchall()[0]
+    assert row is not None
+    values = iter(row)
+    counts = {name: {label: int(next(values)) for label in labels} for name, labels in layout}
+    return counts, list(values)
 
 
 def psi(reference: dict[str, int], current: dict[str, int]) -> float:
@@ -121,3 +148,58 @@ def drift_level(value: float, noise_floor: float = 0.0) -> str:
     """stable / moderate / major by the usual PSI thresholds, counted above the noise floor."""
     excess = value - noise_floor
     return "major" if excess > PSI_ALERT else "moderate" if excess > PSI_WARN else "stable"
+
+
+def jensen_shannon(reference: dict[str, int], current: dict[str, int]) -> float:
+    """Jensen–Shannon distance (base 2, in [0, 1]) between two binned distributions."""
+    ref_total = sum(reference.values()) or 1
+    cur_total = sum(current.values()) or 1
+    divergence = 0.0
+    for label in reference.keys() | current.keys():
+        p, q = reference.get(label, 0) / ref_total, current.get(label, 0) / cur_total
+        m = (p + q) / 2
+        if p:
+            divergence += 0.5 * p * math.log2(p / m)
+        if q:
+            divergence += 0.5 * q * math.log2(q / m)
+    return math.sqrt(max(divergence, 0.0))
+
+
+def homogeneity_p_value(reference: dict[str, int], current: dict[str, int]) -> float:
+    """Chi-square test that both samples come from one distribution over the same bins."""
+    from scipy.stats import chi2_contingency
+
+    labels = [k for k in reference if reference[k] or current.get(k, 0)]
+    labels += [k for k in current if k not in reference and current[k]]
+    if len(labels) < 2 or not sum(reference.values()) or not sum(current.values()):
+        return 1.0
+    table = [[reference.get(k, 0) for k in labels], [current.get(k, 0) for k in labels]]
+    return float(chi2_contingency(table, correction=False).pvalue)
+
+
+def judge(reference: dict[str, int], current: dict[str, int]) -> dict[str, Any]:
+    """PSI, its noise floor, Jensen–Shannon and the level, with a verdict that needs evidence.
+
+    Sample size counts twice: PSI is judged above what sampling alone gives (the noise floor),
+    and a level above stable also needs the chi-square test to reject "same distribution" at
+    SIGNIFICANCE, so a few rows never raise an alarm. On huge samples the test rejects any
+    difference, so the PSI thresholds (an effect size) still decide. Below MIN_ROWS on either
+    side there is no verdict at all.
+    """
+    value, floor = psi(reference, current), psi_noise_floor(reference, current)
+    n_ref, n_cur = sum(reference.values()), sum(current.values())
+    result: dict[str, Any] = {
+        "psi": round(value, 6),
+        "noise_floor": round(floor, 6),
+        "js": round(jensen_shannon(reference, current), 6),
+        "rows": n_cur,
+    }
+    if min(n_ref, n_cur) < MIN_ROWS:
+        result["level"] = "insufficient"
+        result["note"] = f"not enough rows to judge ({min(n_ref, n_cur)} < {MIN_ROWS})"
+        return result
+    p_value = homogeneity_p_value(reference, current)
+    level = drift_level(value, floor)
+    result["p_value"] = float(f"{p_value:.3g}")
+    result["level"] = level if p_value < SIGNIFICANCE else "stable"
+    return result

@@ -97,10 +97,9 @@ def _print_monitor(report: dict) -> None:
                 f"  {escape(name)}: {f['level']} — {escape('; '.join(f['reasons']))}",
                 soft_wrap=True,
             )
-    if report.get("prediction"):
-        out.print(
-            f"  predictions: {report['prediction']['level']} (PSI {report['prediction']['psi']:.3f})"
-        )
+    prediction = report.get("prediction")
+    if prediction:
+        out.print(f"  predictions: {prediction['level']} (PSI {prediction['psi']:.3f})")
     for what in report["degraded"]:
         out.print(f"  degraded: {escape(what)}", soft_wrap=True)
     out.print(f"Report: {report['reports']['html']}", soft_wrap=True)

@@ -44,18 +44,41 @@ def feature_drift(
         if spec["kind"] == "numeric":
             extra.append((f"avg({col})", []))
             layout.append((name, "mean"))
-        elif spec.get("known") is not None:
-            unseen = f"{col} IS NOT NULL AND NOT list_contains(?, {col})"
-            extra.append((f"count(*) FILTER (WHERE {unseen})", [spec["known"]]))
-            extra.append(
-                (f"approx_top_k({col}, {EXAMPLES}) FILTER (WHERE {unseen})", [spec["known"]])
-            )
-            layout += [(name, "new_rows"), (name, "new_examples")]
+        elif spec.get("known") is not None and set(spec["known"]) != set(spec["values"]):
+            marks = ", ".join("?" for _ in spec["known"])
+            extra.append((f"count(*) FILTER (WHERE {col} NOT IN ({marks}))", list(spec["known"])))
+            layout.append((name, "new_rows"))
     counts, values = count_bins(con, source, params, bins, extra)
     found: dict[str, dict[str, Any]] = {name: {} for name in features}
     for (name, key), value in zip(layout, values, strict=True):
         found[name][key] = value
+    for name, spec in features.items():  # every value known is a bin: "other" holds the new ones
+        if spec["kind"] == "categorical" and spec.get("known") is not None:
+            found[name].setdefault("new_rows", counts[name].get("other", 0))
+    _new_examples(con, source, params, features, found)
     return {name: _checks(name, spec, counts[name], found[name]) for name, spec in features.items()}
+
+
+def _new_examples(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    params: list[Any],
+    features: dict[str, Any],
+    found: dict[str, dict[str, Any]],
+) -> None:
+    """A few of the new categories, for the features that have some (one scan of those columns)."""
+    names = [n for n, f in found.items() if f.get("new_rows")]
+    if not names:
+        return
+    exprs, bound = [], []
+    for name in names:
+        col = quote_ident(name)
+        marks = ", ".join("?" for _ in features[name]["known"])
+        exprs.append(f"approx_top_k({col}, {EXAMPLES}) FILTER (WHERE {col} NOT IN ({marks}))")
+        bound += list(features[name]["known"])
+    row = con.execute(f"SELECT {', '.join(exprs)} FROM {source}", [*bound, *params]).fetchall()[0]
+    for name, examples in zip(names, row, strict=True):
+        found[name]["new_examples"] = examples
 
 
 def _checks(
@@ -69,7 +92,8 @@ def _checks(
     reasons: list[str] = []
     if result["level"] != "stable":
         reasons.append(
-            f"distribution moved: PSI {result['psi']:.3f} (noise floor {result['noise_floor']:.3f}), "
+            f"distribution moved: PSI {result['psi']:.3f} "
+            f"(noise floor {result['noise_floor']:.3f}), "
             f"JS {result['js']:.3f}"
         )
     levels = [result["level"]]

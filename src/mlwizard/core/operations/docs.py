@@ -41,10 +41,11 @@ def write_docs(ctx: PhaseContext, registry: Registry, reference: dict[str, Any])
     name = "mlwizard-" + "".join(c if c.isalnum() else "-" for c in ctx.config.project.name).strip(
         "-"
     )
+    log = shlex.quote(str(root / "artifacts/operations/schedule.log"))
     outputs["crontab"] = atomic.write_text(
         ctx.artifact("schedule/crontab"),
         f"# {ctx.config.project.name}: monitor, then retrain on drift (install: crontab -e)\n"
-        f"{ops.schedule} {run} >> {shlex.quote(str(root / 'artifacts/operations/schedule.log'))} 2>&1\n",
+        f"{ops.schedule} {run} >> {log} 2>&1\n",
     )
     outputs["github_actions"] = atomic.write_text(
         ctx.artifact("schedule/github-actions.yml"),
@@ -140,7 +141,8 @@ def _incidents(f: dict[str, Any]) -> str:
             f"Performance degraded ({f['metric']} below {score})",
             "On labelled production rows the champion is significantly worse than at training.",
             "Check the slices in the report: one segment or all of them?",
-            "mlwizard retrain --data CURRENT\nmlwizard rollback VERSION     # if a new champion caused it",
+            "mlwizard retrain --data CURRENT\n"
+            "mlwizard rollback VERSION     # if a new champion caused it",
         ),
         (
             "Monitor exits 2",
@@ -181,7 +183,8 @@ def _script(root: Path, current: str, retrain_data: str) -> str:
 
 def _workflow(schedule: str, current: str, retrain_data: str) -> str:
     retrain = (
-        f'          if [ "$status" -eq 3 ]; then mlwizard retrain --data {shlex.quote(retrain_data)}; exit 0; fi\n'
+        '          if [ "$status" -eq 3 ]; then '
+        f"mlwizard retrain --data {shlex.quote(retrain_data)}; exit 0; fi\n"
         if retrain_data
         else "          if [ \"$status\" -eq 3 ]; then echo 'drift: set retrain_data'; exit 0; fi\n"
     )

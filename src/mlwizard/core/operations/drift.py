@@ -72,8 +72,12 @@ def _bin_filters(name: str, spec: dict[str, Any]) -> tuple[list[str], list[Any],
             filters.append(f"{col} = ?")
             params.append(value)
             labels.append(str(value))
-        filters.append(f"{col} IS NOT NULL AND NOT list_contains(?, {col})")
-        params.append(spec["values"])
+        if spec["values"]:
+            marks = ", ".join("?" for _ in spec["values"])
+            filters.append(f"{col} IS NOT NULL AND {col} NOT IN ({marks})")
+            params += list(spec["values"])
+        else:
+            filters.append(f"{col} IS NOT NULL")
         labels.append("other")
     return filters, params, labels
 
@@ -167,14 +171,51 @@ def jensen_shannon(reference: dict[str, int], current: dict[str, int]) -> float:
 
 def homogeneity_p_value(reference: dict[str, int], current: dict[str, int]) -> float:
     """Chi-square test that both samples come from one distribution over the same bins."""
-    from scipy.stats import chi2_contingency
-
     labels = [k for k in reference if reference[k] or current.get(k, 0)]
     labels += [k for k in current if k not in reference and current[k]]
-    if len(labels) < 2 or not sum(reference.values()) or not sum(current.values()):
+    n_ref, n_cur = sum(reference.values()), sum(current.values())
+    if len(labels) < 2 or not n_ref or not n_cur:
         return 1.0
-    table = [[reference.get(k, 0) for k in labels], [current.get(k, 0) for k in labels]]
-    return float(chi2_contingency(table, correction=False).pvalue)
+    total, statistic = n_ref + n_cur, 0.0
+    for label in labels:
+        column = reference.get(label, 0) + current.get(label, 0)
+        for observed, n in ((reference.get(label, 0), n_ref), (current.get(label, 0), n_cur)):
+            expected = column * n / total
+            statistic += (observed - expected) ** 2 / expected
+    return chi2_sf(statistic, len(labels) - 1)
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(X >= x) for a chi-square with `df` degrees of freedom: the regularized upper gamma
+    Q(df/2, x/2), by its series below a + 1 and its continued fraction above (Numerical Recipes);
+    this avoids importing scipy.stats (seconds) for one number."""
+    a, z = df / 2, x / 2
+    if z <= 0:
+        return 1.0
+    log_prefix = a * math.log(z) - z - math.lgamma(a)
+    if z < a + 1:
+        term = total = 1 / a
+        for n in range(1, 1000):
+            term *= z / (a + n)
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return max(0.0, 1 - total * math.exp(log_prefix))
+    b, c, d = z + 1 - a, 1 / 1e-300, 1 / (z + 1 - a)
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = 1e-300 if abs(d) < 1e-300 else d
+        c = b + an / c
+        c = 1e-300 if abs(c) < 1e-300 else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-15:
+            break
+    return min(1.0, math.exp(log_prefix) * h)
 
 
 def judge(reference: dict[str, int], current: dict[str, int]) -> dict[str, Any]:

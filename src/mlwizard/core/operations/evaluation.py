@@ -114,10 +114,52 @@ def model_output(scored: Scored, schema: Schema) -> np.ndarray:
 def metric_value(
     schema: Schema, metric: str, y: np.ndarray, output: np.ndarray, threshold: float | None
 ) -> float | None:
+    """One metric, as `metrics.evaluate` defines it; the common ones without computing the rest
+    (the bootstrap calls this hundreds of times)."""
     if len(y) == 0:
         return None
+    fast = _fast_metric(schema, metric, y, output, threshold)
+    if fast is not _SLOW:
+        return fast  # type: ignore[return-value]
     n_classes = len(schema.classes or [])
     return evaluate(schema.task, y, output, n_classes, threshold).get(metric)
+
+
+_SLOW = object()
+
+
+def _fast_metric(
+    schema: Schema, metric: str, y: np.ndarray, output: np.ndarray, threshold: float | None
+) -> object:
+    from sklearn import metrics as skm
+
+    if schema.task == "regression":
+        if metric == "r2":
+            return float(skm.r2_score(y, output)) if len(y) > 1 else None
+        if metric == "rmse":
+            return float(np.sqrt(np.mean((y - output) ** 2)))
+        if metric == "mae":
+            return float(np.mean(np.abs(y - output)))
+        return _SLOW
+    proba = output / output.sum(axis=1, keepdims=True)
+    if metric == "roc_auc" and schema.task == "binary":
+        return float(skm.roc_auc_score(y, proba[:, 1])) if len(np.unique(y)) == 2 else None
+    if metric in ("accuracy", "balanced_accuracy", "f1_macro", "f1"):
+        if threshold is not None and proba.shape[1] == 2:
+            predicted = (proba[:, 1] >= threshold).astype(np.int64)
+        else:
+            predicted = np.argmax(proba, axis=1)
+        if metric == "accuracy":
+            return float(np.mean(predicted == y))
+        if metric == "balanced_accuracy":
+            return float(skm.balanced_accuracy_score(y, predicted))
+        labels = np.arange(proba.shape[1])
+        if metric == "f1_macro":
+            return float(
+                skm.f1_score(y, predicted, labels=labels, average="macro", zero_division=0)
+            )
+        return float(skm.f1_score(y, predicted, pos_label=1, zero_division=0))
+    return _SLOW
 
 
 def bootstrap_interval(

@@ -35,7 +35,7 @@ def compare(
     result: dict[str, Any] = {
         "metric": metric,
         "direction": direction,
-        "rows": int(len(y)),
+        "rows": len(y),
         "champion": a,
         "challenger": b,
         "confidence": CONFIDENCE,

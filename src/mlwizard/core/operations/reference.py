@@ -51,13 +51,16 @@ def build_reference(
         if spec["kind"] == "numeric":
             extra.append((f"avg({col})", []))
             layout.append((name, "mean"))
+        elif len(spec["values"]) < TOP_CATEGORIES:  # the top values are all the values
+            continue
         elif shape[name]["distinct"] <= KNOWN_VALUES_MAX:
             extra.append((f"list(DISTINCT {col}) FILTER (WHERE {col} IS NOT NULL)", []))
             layout.append((name, "known"))
     counts, values = count_bins(con, source, params, bins, extra)
     features: dict[str, Any] = {}
     for name, spec in bins.items():
-        features[name] = {**spec, "counts": counts[name], "known": None, "mean": None}
+        known = spec.get("values") if len(spec.get("values", ())) < TOP_CATEGORIES else None
+        features[name] = {**spec, "counts": counts[name], "known": known, "mean": None}
     for (name, key), value in zip(layout, values, strict=True):
         if key == "known":
             features[name]["known"] = sorted(str(v) for v in value or [])
@@ -76,15 +79,19 @@ def _shape(
         if feature.kind == "numeric":
             exprs.append(f"quantile_cont({col}, {DECILES})")
         else:
-            exprs.append(f"approx_top_k({col}, {TOP_CATEGORIES})")
-        exprs += [f"approx_count_distinct({col})", f"count({col})"]
-    row = con.execute(f"SELECT {', '.join(exprs)} FROM {source}", params).fetchall()[0]
-    assert row is not None
-    shape: dict[str, Any] = {"__rows__": int(row[0])}
-    for i, feature in enumerate(features):
-        first, distinct, present = row[1 + 3 * i : 4 + 3 * i]
-        key = "quantiles" if feature.kind == "numeric" else "top"
-        shape[feature.name] = {key: first, "distinct": int(distinct), "present": int(present)}
+            exprs += [
+                f"approx_top_k({col}, {TOP_CATEGORIES})",
+                f"approx_count_distinct({col})",
+                f"count({col})",
+            ]
+    values = iter(con.execute(f"SELECT {', '.join(exprs)} FROM {source}", params).fetchall()[0])
+    shape: dict[str, Any] = {"__rows__": int(next(values))}
+    for feature in features:
+        if feature.kind == "numeric":
+            shape[feature.name] = {"quantiles": next(values)}
+        else:
+            top, distinct, present = next(values), next(values), next(values)
+            shape[feature.name] = {"top": top, "distinct": int(distinct), "present": int(present)}
     return shape
 
 

@@ -95,7 +95,8 @@ def to_markdown(report: dict[str, Any]) -> str:
             for value, entry in values.items():
                 lines.append(
                     f"| {name} = {value} | {entry['rows']} | {_fmt(entry.get('value'), 4)} | "
-                    f"{_fmt(entry.get('reference'), 4)} | {'yes' if entry.get('degraded') else 'no'} |"
+                    f"{_fmt(entry.get('reference'), 4)} | "
+                    f"{'yes' if entry.get('degraded') else 'no'} |"
                 )
     advice = report.get("advice") or {}
     lines += [
@@ -127,7 +128,8 @@ def to_html(report: dict[str, Any]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>Monitoring report</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: .3rem .6rem; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: .3rem .6rem; border-bottom: 1px solid #ddd; }}
 .bar {{ height: .8rem; min-width: 2px; }} td:nth-child(4) {{ width: 10rem; }}
 pre {{ background: #f6f6f6; padding: 1rem; white-space: pre-wrap; }}
 </style></head><body>
@@ -175,7 +177,8 @@ def to_prometheus(report: dict[str, Any], service: str = "mlwizard") -> str:
     lines += [
         "# HELP mlwizard_monitor_drift 1 when the last monitor run found drift or degradation.",
         "# TYPE mlwizard_monitor_drift gauge",
-        f'mlwizard_monitor_drift{{service="{label(service)}"}} {0 if report["status"] == "healthy" else 1}',
+        f'mlwizard_monitor_drift{{service="{label(service)}"}} '
+        f"{int(report['status'] != 'healthy')}",
         "# TYPE mlwizard_monitor_rows gauge",
         f'mlwizard_monitor_rows{{service="{label(service)}"}} {report["rows"]}',
     ]

@@ -111,7 +111,8 @@ def challenge(registry: Registry, champion: int, challenger: int, holdout: Path)
         missing = [f.name for f in own.features if f.name not in relation.columns]
         if missing:
             raise BadInputError(
-                f"{holdout}: version {version} needs column(s) the new data lacks: {', '.join(missing)}"
+                f"{holdout}: version {version} needs column(s) the new data lacks: "
+                + ", ".join(missing)
             )
         scored = score_batches(
             relation.to_arrow_reader(SCORE_BATCH_ROWS), own, predictor, schema.target

@@ -51,8 +51,10 @@ def evaluate_shadow(ws: Workspace, log: Path, labels: Path) -> dict[str, Any]:
             f"{log}: no request has both a champion and a challenger line and a label in {labels}"
         )
     y, usable = targets([known[rid] for rid, _a, _b in both], schema)
-    outputs = [_outputs([pair[i] for pair in both], schema) for i in (1, 2)]
-    versions = [str(both[0][i]["version"]) for i in (1, 2)]
+    champions = [a for _rid, a, _b in both]
+    challengers = [b for _rid, _a, b in both]
+    outputs = [_outputs(champions, schema), _outputs(challengers, schema)]
+    versions = [str(champions[0]["version"]), str(challengers[0]["version"])]
     thresholds = tuple(_threshold(registry, v) for v in versions)
     metric = str(registry.manifest(champion).get("metric"))
     direction = str(registry.manifest(champion).get("metric_direction") or "maximize")

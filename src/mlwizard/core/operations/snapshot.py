@@ -89,8 +89,10 @@ def describe_version(ws: Workspace) -> tuple[Path, dict[str, Any], dict[str, Any
 
 
 def _data_version(ws: Workspace, data: Checkpoint) -> dict[str, Any]:
-    lineage = data.outputs.get("lineage")
+    lineage = data.outputs.get("lineage") or ""
     try:
+        if not lineage:
+            raise KeyError(lineage)
         current = json.loads(ws.resolve(lineage).read_text(encoding="utf-8"))["current"]
     except (TypeError, OSError, ValueError, KeyError):
         return {"data_version": data.fingerprint[:16], "data_source": None}

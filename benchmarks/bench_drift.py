@@ -9,7 +9,8 @@ runs in a fresh subprocess that reports its own wall time, CPU time and peak res
 (`VmHWM`, interpreter included). Runs are interleaved so a noisy neighbour hits every kind alike.
 
 - **sql**: the plain-SQL floor: one DuckDB query for the reference deciles and top categories,
-  one `count(*) FILTER (...)` query per file into those bins, PSI in Python.
+  one query per file with a `histogram()` of each column's bin index (several times faster than
+  one `count(*) FILTER` per bin), PSI in Python.
 - **mlwizard**: `reference.build_reference` on the reference file (what the operations phase does
   at training time) then `checks.feature_drift` on the current one (what `mlwizard monitor`
   runs): PSI, noise floor, Jensen–Shannon, chi-square, missing-rate test, new categories.
@@ -23,7 +24,6 @@ Goals (issue 11): mlwizard <= 1.3x the SQL floor, >= 20x faster than Evidently, 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -96,43 +96,36 @@ def _psi(ref: list[int], cur: list[int]) -> float:
 
 
 def run_sql(ref: Path, cur: Path) -> dict[str, float]:
+    """The fastest plain SQL we know for this: one histogram() per column of its bin index."""
     import duckdb
 
     con = duckdb.connect()
     shape = [f'quantile_cont("{c}", {DECILES})' for c in NUMERIC]
     shape += [f'approx_top_k("{c}", 20)' for c in CATEGORICAL]
     row = con.execute(f"SELECT {', '.join(shape)} FROM read_parquet(?)", [str(ref)]).fetchall()[0]
-    filters: list[str] = []
-    widths = []
+    exprs = ["count(*)"]
     for name, edges in zip(NUMERIC, row[: len(NUMERIC)], strict=True):
-        bounds = [None, *edges, None]
-        parts = [f'"{name}" IS NULL']
-        for lo, hi in itertools.pairwise(bounds):
-            cond = [
-                f'"{name}" > {lo}' if lo is not None else "",
-                f'"{name}" <= {hi}' if hi is not None else "",
-            ]
-            parts.append(" AND ".join(c for c in cond if c))
-        filters += parts
-        widths.append(len(parts))
+        index = " + ".join(f'("{name}" > {e})::INTEGER' for e in edges)
+        exprs += [f'count("{name}")', f"histogram({index})"]
     for name, top in zip(CATEGORICAL, row[len(NUMERIC) :], strict=True):
         quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in top)
-        parts = [f'"{name}" IS NULL', *(f"\"{name}\" = '{v}'" for v in top)]
-        parts.append(f'"{name}" IS NOT NULL AND "{name}" NOT IN ({quoted})')
-        filters += parts
-        widths.append(len(parts))
-    query = (
-        "SELECT "
-        + ", ".join(f"count(*) FILTER (WHERE {f})" for f in filters)
-        + " FROM read_parquet(?)"
-    )
-    counts = [con.execute(query, [str(p)]).fetchall()[0] for p in (ref, cur)]
-    values, start = {}, 0
-    for name, width in zip(NUMERIC + CATEGORICAL, widths, strict=True):
-        values[name] = _psi(
-            list(counts[0][start : start + width]), list(counts[1][start : start + width])
-        )
-        start += width
+        exprs += [
+            f'count("{name}")',
+            f'histogram(CASE WHEN "{name}" IN ({quoted}) THEN "{name}" END)',
+        ]
+    query = f"SELECT {', '.join(exprs)} FROM read_parquet(?)"
+    results = [con.execute(query, [str(p)]).fetchall()[0] for p in (ref, cur)]
+    values = {}
+    for i, name in enumerate(NUMERIC + CATEGORICAL):
+        bins = []
+        for found in results:
+            rows, present, histogram = found[0], found[1 + 2 * i], found[2 + 2 * i]
+            counts = dict(histogram)
+            keys = sorted(set(dict(results[0][2 + 2 * i])) | set(dict(results[1][2 + 2 * i])))
+            bins.append(
+                [rows - present, present - sum(counts.values())] + [counts.get(k, 0) for k in keys]
+            )
+        values[name] = _psi(bins[0], bins[1])
     return values
 
 

@@ -34,51 +34,23 @@ def feature_drift(
     """Each monitored feature's drift checks between `source` (a FROM clause) and `reference`."""
     features: dict[str, Any] = reference["features"]
     bins = {
-        name: {k: f[k] for k in ("kind", "edges", "values") if k in f}
+        name: {k: f[k] for k in ("kind", "edges", "values", "raw") if k in f}
         for name, f in features.items()
     }
-    extra: list[tuple[str, list[Any]]] = []
-    layout: list[tuple[str, str]] = []
-    for name, spec in features.items():
-        col = quote_ident(name)
-        if spec["kind"] == "numeric":
-            extra.append((f"avg({col})", []))
-            layout.append((name, "mean"))
-        elif spec.get("known") is not None and set(spec["known"]) != set(spec["values"]):
-            marks = ", ".join("?" for _ in spec["known"])
-            extra.append((f"count(*) FILTER (WHERE {col} NOT IN ({marks}))", list(spec["known"])))
-            layout.append((name, "new_rows"))
-    counts, values = count_bins(con, source, params, bins, extra)
+    extra = [(f"avg({quote_ident(n)})", []) for n, f in features.items() if f["kind"] == "numeric"]
+    seen: dict[str, dict[str, int]] = {}
+    counts, means = count_bins(con, source, params, bins, extra, raw=seen)
+    numeric = iter(means)
     found: dict[str, dict[str, Any]] = {name: {} for name in features}
-    for (name, key), value in zip(layout, values, strict=True):
-        found[name][key] = value
-    for name, spec in features.items():  # every value known is a bin: "other" holds the new ones
-        if spec["kind"] == "categorical" and spec.get("known") is not None:
-            found[name].setdefault("new_rows", counts[name].get("other", 0))
-    _new_examples(con, source, params, features, found)
+    for name, spec in features.items():
+        if spec["kind"] == "numeric":
+            found[name]["mean"] = next(numeric)
+        elif spec.get("known") is not None and name in seen:
+            known = set(spec["known"])
+            new = sorted(((c, v) for v, c in seen[name].items() if v not in known), reverse=True)
+            found[name]["new_rows"] = sum(c for c, _v in new)
+            found[name]["new_examples"] = [v for _c, v in new[:EXAMPLES]]
     return {name: _checks(name, spec, counts[name], found[name]) for name, spec in features.items()}
-
-
-def _new_examples(
-    con: duckdb.DuckDBPyConnection,
-    source: str,
-    params: list[Any],
-    features: dict[str, Any],
-    found: dict[str, dict[str, Any]],
-) -> None:
-    """A few of the new categories, for the features that have some (one scan of those columns)."""
-    names = [n for n, f in found.items() if f.get("new_rows")]
-    if not names:
-        return
-    exprs, bound = [], []
-    for name in names:
-        col = quote_ident(name)
-        marks = ", ".join("?" for _ in features[name]["known"])
-        exprs.append(f"approx_top_k({col}, {EXAMPLES}) FILTER (WHERE {col} NOT IN ({marks}))")
-        bound += list(features[name]["known"])
-    row = con.execute(f"SELECT {', '.join(exprs)} FROM {source}", [*bound, *params]).fetchall()[0]
-    for name, examples in zip(names, row, strict=True):
-        found[name]["new_examples"] = examples
 
 
 def _checks(

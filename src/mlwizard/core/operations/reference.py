@@ -43,29 +43,21 @@ def build_reference(
             bins[feature.name] = {"kind": "numeric", "edges": edges}
         else:
             values = [v for v in stats["top"] or [] if v is not None]
-            bins[feature.name] = {"kind": "categorical", "values": values}
-    extra: list[tuple[str, list[Any]]] = []
-    layout: list[tuple[str, str]] = []
-    for name, spec in bins.items():
-        col = quote_ident(name)
-        if spec["kind"] == "numeric":
-            extra.append((f"avg({col})", []))
-            layout.append((name, "mean"))
-        elif len(spec["values"]) < TOP_CATEGORIES:  # the top values are all the values
-            continue
-        elif shape[name]["distinct"] <= KNOWN_VALUES_MAX:
-            extra.append((f"list(DISTINCT {col}) FILTER (WHERE {col} IS NOT NULL)", []))
-            layout.append((name, "known"))
-    counts, values = count_bins(con, source, params, bins, extra)
+            raw = stats["distinct"] <= KNOWN_VALUES_MAX  # count every value: spot new ones later
+            bins[feature.name] = {"kind": "categorical", "values": values, "raw": raw}
+    extra = [(f"avg({quote_ident(n)})", []) for n, s in bins.items() if s["kind"] == "numeric"]
+    seen: dict[str, dict[str, int]] = {}
+    counts, means = count_bins(con, source, params, bins, extra, raw=seen)
+    numeric = iter(means)
     features: dict[str, Any] = {}
     for name, spec in bins.items():
-        known = spec.get("values") if len(spec.get("values", ())) < TOP_CATEGORIES else None
-        features[name] = {**spec, "counts": counts[name], "known": known, "mean": None}
-    for (name, key), value in zip(layout, values, strict=True):
-        if key == "known":
-            features[name]["known"] = sorted(str(v) for v in value or [])
-        else:
-            features[name]["mean"] = None if value is None else float(value)
+        entry = {**spec, "counts": counts[name], "known": None, "mean": None}
+        if spec["kind"] == "numeric":
+            mean = next(numeric)
+            entry["mean"] = None if mean is None else float(mean)
+        elif name in seen:
+            entry["known"] = sorted(seen[name])
+        features[name] = entry
     return {"rows": rows, "features": features, "not_monitored": not_monitored}
 
 

@@ -37,7 +37,9 @@ def feature_drift(
         name: {k: f[k] for k in ("kind", "edges", "values", "raw") if k in f}
         for name, f in features.items()
     }
-    extra = [(f"avg({quote_ident(n)})", []) for n, f in features.items() if f["kind"] == "numeric"]
+    extra: list[tuple[str, list[Any]]] = [
+        (f"avg({quote_ident(n)})", []) for n, f in features.items() if f["kind"] == "numeric"
+    ]
     seen: dict[str, dict[str, int]] = {}
     counts, means = count_bins(con, source, params, bins, extra, raw=seen)
     numeric = iter(means)

@@ -45,7 +45,9 @@ def build_reference(
             values = [v for v in stats["top"] or [] if v is not None]
             raw = stats["distinct"] <= KNOWN_VALUES_MAX  # count every value: spot new ones later
             bins[feature.name] = {"kind": "categorical", "values": values, "raw": raw}
-    extra = [(f"avg({quote_ident(n)})", []) for n, s in bins.items() if s["kind"] == "numeric"]
+    extra: list[tuple[str, list[Any]]] = [
+        (f"avg({quote_ident(n)})", []) for n, s in bins.items() if s["kind"] == "numeric"
+    ]
     seen: dict[str, dict[str, int]] = {}
     counts, means = count_bins(con, source, params, bins, extra, raw=seen)
     numeric = iter(means)

@@ -144,7 +144,7 @@ def _profile_bars(info: dict[str, Any]) -> list[tuple[str, float]]:
         edges, counts = histogram.get("edges") or [], histogram["counts"]
         if len(edges) == len(counts) + 1:
             return [(fmt(edges[i]), float(c)) for i, c in enumerate(counts)]
-    top = info.get("top")
+    top = info.get("top_counts")  # the commonest values with their counts (all rows)
     if isinstance(top, list) and top and isinstance(top[0], dict) and "count" in top[0]:
         return [(str(t.get("value")), float(t.get("count") or 0)) for t in top[:MAX_BARS]]
     return []

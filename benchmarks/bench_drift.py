@@ -8,10 +8,12 @@ the current file shifted on 4 columns) are generated once into `--data-dir`. Eac
 runs in a fresh subprocess that reports its own wall time, CPU time and peak resident memory
 (`VmHWM`, interpreter included). Runs are interleaved so a noisy neighbour hits every kind alike.
 
-- **sql**: the plain-SQL floor: one DuckDB query for the reference deciles and top categories,
+- **sql**: the plain-SQL floor: one DuckDB query for the reference deciles (`approx_quantile`,
+  as mlwizard: PSI bins need fixed edges, not exact deciles) and top categories,
   one query per file with a `histogram()` of each column's bin index (several times faster than
   one `count(*) FILTER` per bin), PSI in Python.
-- **mlwizard**: `reference.build_reference` on the reference file (what the operations phase does
+- **mlwizard**: on the connection monitoring uses (`drift.connect`: DuckDB memory bounded at
+  256 MB), `reference.build_reference` on the reference file (what the operations phase does
   at training time) then `checks.feature_drift` on the current one (what `mlwizard monitor`
   runs): PSI, noise floor, Jensen–Shannon, chi-square, missing-rate test, new categories.
 - **evidently**: Evidently 0.7.23 `Report([DataDriftPreset()])` on the two files read with
@@ -100,7 +102,7 @@ def run_sql(ref: Path, cur: Path) -> dict[str, float]:
     import duckdb
 
     con = duckdb.connect()
-    shape = [f'quantile_cont("{c}", {DECILES})' for c in NUMERIC]
+    shape = [f'approx_quantile("{c}", {DECILES})' for c in NUMERIC]
     shape += [f'approx_top_k("{c}", 20)' for c in CATEGORICAL]
     row = con.execute(f"SELECT {', '.join(shape)} FROM read_parquet(?)", [str(ref)]).fetchall()[0]
     exprs = ["count(*)"]
@@ -130,16 +132,16 @@ def run_sql(ref: Path, cur: Path) -> dict[str, float]:
 
 
 def run_mlwizard(ref: Path, cur: Path) -> dict[str, float]:
-    import duckdb
 
     from mlwizard.core.contract.schema import Feature, Schema
     from mlwizard.core.operations.checks import feature_drift
+    from mlwizard.core.operations.drift import connect
     from mlwizard.core.operations.reference import build_reference
 
     features = [Feature(c, "numeric", c) for c in NUMERIC]
     features += [Feature(c, "categorical", c) for c in CATEGORICAL]
     schema = Schema("y", "binary", features, [0, 1])
-    con = duckdb.connect()
+    con = connect(len(features))  # what the operations phase and `mlwizard monitor` use
     reference = build_reference(con, ref, schema, {})
     drift = feature_drift(con, "read_parquet(?)", [str(cur)], reference)
     return {name: f["psi"] for name, f in drift.items() if f["level"] == "major"}

@@ -23,7 +23,19 @@ PSI_FLOOR = 1e-4  # keeps an empty bin from making PSI infinite
 PSI_WARN, PSI_ALERT = 0.1, 0.25  # the usual reading: < 0.1 stable, 0.1–0.25 moderate, > 0.25 major
 MIN_ROWS = 30  # below this on either side, no drift verdict: "not enough rows to judge"
 SIGNIFICANCE = 0.01  # a level above stable needs the chi-square test below this p-value
+MEMORY_LIMIT_MB = 256
 LEVELS = ("insufficient", "stable", "moderate", "major")  # in order of concern
+
+
+def connect(columns: int = 0) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for monitoring scans, its memory bounded so that the one-pass
+    aggregates over millions of rows stay within a few hundred MB (DuckDB buffers less; the
+    histograms and sketches themselves are small)."""
+    from mlwizard.core.ingest import sources
+
+    con = sources.connect()
+    con.execute(f"SET memory_limit = '{max(MEMORY_LIMIT_MB, 8 * columns)}MB'")
+    return con
 
 
 def reference_bins(con: duckdb.DuckDBPyConnection, path: Path, schema: Schema) -> dict[str, Any]:

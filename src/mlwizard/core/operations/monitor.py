@@ -26,7 +26,7 @@ from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.operations import requestlog
 from mlwizard.core.operations.advice import retraining_advice
 from mlwizard.core.operations.checks import feature_drift
-from mlwizard.core.operations.drift import judge
+from mlwizard.core.operations.drift import connect, judge
 from mlwizard.core.operations.evaluation import (
     bootstrap_interval,
     metrics_by_slice,
@@ -112,7 +112,7 @@ def monitor(
     bundle = registry.bundle_dir(version)
     schema = Schema.load(bundle / "schema.json")
     na_values = ws.load_config().data.na_values if ws.exists() else DEFAULT_NA_VALUES
-    con = sources.connect()
+    con = connect(len(schema.features))
     relation, label, is_log = open_current(con, current, tuple(na_values))
     label_column = labels
     if is_log and labels:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlwizard.core.ingest import sources
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.operations import docs
 from mlwizard.core.operations.advice import retraining_advice
 from mlwizard.core.operations.checks import feature_drift
+from mlwizard.core.operations.drift import connect
 from mlwizard.core.operations.registry import Registry
 from mlwizard.core.operations.snapshot import describe_version
 
@@ -26,7 +26,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     bundle, reference, facts = describe_version(ws)
     ctx.check_cancelled()
     test = ctx.upstream_artifact("data", "test")
-    features = feature_drift(sources.connect(), "read_parquet(?)", [str(test)], reference)
+    con = connect(len(reference["features"]))
+    features = feature_drift(con, "read_parquet(?)", [str(test)], reference)
     drifted = sorted(name for name, f in features.items() if f["level"] == "major")
     report: dict[str, Any] = {
         "current": "test split",

@@ -71,7 +71,7 @@ def _shape(
     for feature in features:
         col = quote_ident(feature.name)
         if feature.kind == "numeric":
-            exprs.append(f"quantile_cont({col}, {DECILES})")
+            exprs.append(f"approx_quantile({col}, {DECILES})")
         else:
             exprs += [
                 f"approx_top_k({col}, {TOP_CATEGORIES})",

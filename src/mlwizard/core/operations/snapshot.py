@@ -13,9 +13,9 @@ from typing import Any
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy.batch import TrainingColumns, load_predictor
-from mlwizard.core.ingest import sources
 from mlwizard.core.kernel.errors import UpstreamNotReadyError
 from mlwizard.core.kernel.workspace import Checkpoint, Workspace
+from mlwizard.core.operations.drift import connect
 from mlwizard.core.operations.evaluation import (
     metrics_by_slice,
     prediction_bins,
@@ -55,7 +55,7 @@ def describe_version(ws: Workspace) -> tuple[Path, dict[str, Any], dict[str, Any
     bundle = ws.resolve(deploy.outputs["service"])
     schema = Schema.load(bundle / "schema.json")
     training = TrainingColumns.load(ws)
-    con = sources.connect()
+    con = connect(len(schema.features))
     reference = build_reference(
         con, ws.resolve(data.outputs["train"]), schema, dict(data.metrics.get("types") or {})
     )

@@ -14,7 +14,8 @@ from mlwizard.core.contract.schema import Feature, Schema, input_names
 from mlwizard.core.ingest import sources
 from mlwizard.core.operations.advice import retraining_advice
 from mlwizard.core.operations.checks import feature_drift
-from mlwizard.core.operations.drift import judge
+from mlwizard.core.operations.drift import chi2_sf, judge
+from mlwizard.core.operations.evaluation import binary_auc
 from mlwizard.core.operations.gate import compare
 from mlwizard.core.operations.reference import build_reference
 
@@ -82,6 +83,13 @@ def test_tiny_samples_are_not_enough_to_judge(penguins, tmp_path: Path) -> None:
     assert any("not enough rows to judge" in r for r in advice["reasons"])
 
 
+def test_the_chi_square_tail_is_scipys() -> None:
+    from scipy.stats import chi2
+
+    for x, df in ((0.5, 1), (10.0, 3), (25.0, 9), (40.0, 20), (300.0, 30)):
+        assert chi2_sf(x, df) == pytest.approx(chi2.sf(x, df), rel=1e-9, abs=1e-300)
+
+
 def test_large_samples_with_a_tiny_shift_stay_stable() -> None:
     """Significant (huge n) but negligible (PSI far below 0.1): not an alarm."""
     rng = np.random.default_rng(2)
@@ -95,6 +103,16 @@ def test_large_samples_with_a_tiny_shift_stay_stable() -> None:
     assert verdict["p_value"] < 0.01 and verdict["level"] == "stable"
     shifted = judge(counts(rng.normal(size=500_000)), counts(rng.normal(1.0, size=500_000)))
     assert shifted["level"] == "major"
+
+
+def test_the_fast_auc_is_scikit_learns() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 500)
+    score = np.round(rng.random(500) + 0.3 * y, 2)  # rounded: many ties
+    assert binary_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert binary_auc(np.ones(5, dtype=int), score[:5]) is None
 
 
 def test_the_gate_needs_a_significant_advantage() -> None:

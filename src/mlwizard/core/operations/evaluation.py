@@ -128,6 +128,19 @@ def metric_value(
 _SLOW = object()
 
 
+def binary_auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    """ROC AUC as the Mann–Whitney statistic on average ranks (ties count half), equal to
+    scikit-learn's `roc_auc_score` and many times faster for the bootstrap's small samples."""
+    positives = int(np.sum(y == 1))
+    negatives = len(y) - positives
+    if not positives or not negatives:
+        return None
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2
+    ranks = average_rank[inverse]
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
 def _fast_metric(
     schema: Schema, metric: str, y: np.ndarray, output: np.ndarray, threshold: float | None
 ) -> object:
@@ -143,7 +156,7 @@ def _fast_metric(
         return _SLOW
     proba = output / output.sum(axis=1, keepdims=True)
     if metric == "roc_auc" and schema.task == "binary":
-        return float(skm.roc_auc_score(y, proba[:, 1])) if len(np.unique(y)) == 2 else None
+        return binary_auc(y, proba[:, 1])
     if metric in ("accuracy", "balanced_accuracy", "f1_macro", "f1"):
         if threshold is not None and proba.shape[1] == 2:
             predicted = (proba[:, 1] >= threshold).astype(np.int64)

@@ -11,6 +11,7 @@ from mlwizard import __version__
 from mlwizard.cli import operations
 from mlwizard.cli.experiments import experiments
 from mlwizard.cli.output import (
+    err,
     errors_to_exit_codes,
     out,
     print_json,
@@ -209,7 +210,13 @@ def status(
             {"project": str(Path(project).resolve()), "phases": [s.to_json() for s in states]}
         )
         return
-    colours = {"done": "green", "stale": "yellow", "failed": "red", "pending": "dim"}
+    colours = {
+        "done": "green",
+        "stale": "yellow",
+        "failed": "red",
+        "cancelled": "yellow",
+        "pending": "dim",
+    }
     table = Table(title=f"mlwizard project {Path(project).resolve()}")
     for column in ("phase", "status", "why", "to fix", "finished", "took"):
         table.add_column(column)
@@ -229,7 +236,12 @@ def status(
 @app.command()
 def predict(
     input_file: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="A file to score (CSV, Parquet, JSON, Excel).")
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="A file to score (CSV, Parquet, JSON, Excel), or - for NDJSON on stdin "
+            "(predictions as NDJSON on stdout, row by row).",
+        ),
     ],
     project: ProjectOption = Path("."),
     output: Annotated[
@@ -237,12 +249,33 @@ def predict(
     ] = None,
 ) -> None:
     """Batch predictions with the deployed ONNX model (the same code the service runs)."""
-    from mlwizard.core.deploy.batch import predict_file
+    from rich.markup import escape
+
     from mlwizard.core.kernel.workspace import Workspace
 
+    flagged: dict[str, int] = {}
     with errors_to_exit_codes():
-        written = predict_file(Workspace(project), input_file, output)
-    out.print(f"Wrote predictions to {written}")
+        if str(input_file) == "-":
+            import sys
+
+            from mlwizard.core.deploy.stream import predict_stream
+
+            rows = predict_stream(Workspace(project), sys.stdin, sys.stdout, flagged)
+            written = None
+        else:
+            from mlwizard.core.deploy.batch import predict_file
+
+            written = predict_file(Workspace(project), input_file, output, flagged)
+    if flagged:
+        summary = ", ".join(f"{key} ({count})" for key, count in sorted(flagged.items()))
+        err.print(
+            f"warning: {sum(flagged.values())} value(s) unlike training, still scored and "
+            f"flagged in the warnings column: {escape(summary)}"
+        )
+    if written is None:
+        err.print(f"Scored {rows} row(s)")
+    else:
+        out.print(f"Wrote predictions to {written}")
 
 
 @app.command()
@@ -277,13 +310,32 @@ def demo(
     scores = ", ".join(
         f"{k} {model['test'][k]:.3f}" for k in headline if model["test"].get(k) is not None
     )
-    out.print(f"\n[bold]Demo project:[/] {project}")
-    out.print(f"Best model: [bold]{model['best_model']}[/] — test {scores}")
-    out.print(f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}")
-    out.print(f"Artifacts: {project / 'artifacts'}")
-    out.print(f"Status:    mlwizard status --project {project}")
-    out.print(f"Serve it:  cd {service} && uvicorn app:app --port 8000")
-    out.print(f"Container: docker build -t {project.name} {service}")
+    exe, bin_dir = _command()
+    lines = [
+        f"\n[bold]Demo project:[/] {project}",
+        f"Best model: [bold]{model['best_model']}[/] — test {scores}",
+        f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}",
+        f"Artifacts: {project / 'artifacts'}",
+        f"Status:    {exe} status --project {project}",
+        f"TUI:       {exe} tui --project {project}",
+        f"Serve it:  cd {service} && {bin_dir}uvicorn app:app --port 8000",
+        f"Container: docker build -t {project.name} {service}",
+    ]
+    for line in lines:  # whole commands, never wrapped mid-command when piped
+        out.print(line, soft_wrap=True)
+
+
+def _command() -> tuple[str, str]:
+    """How to call mlwizard (and the venv's other commands) from the user's shell: by name when
+    the running one is on PATH, else by its full path (`make demo` does not activate the venv)."""
+    import shutil
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    found = shutil.which("mlwizard")
+    if found and Path(found).resolve().parent == bin_dir.resolve():
+        return "mlwizard", ""
+    return str(bin_dir / "mlwizard"), f"{bin_dir}/"
 
 
 @app.command()

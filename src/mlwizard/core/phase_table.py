@@ -12,7 +12,7 @@ from typing import Literal
 
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 
-PhaseStatus = Literal["pending", "done", "stale", "failed"]
+PhaseStatus = Literal["pending", "done", "stale", "failed", "cancelled"]
 
 
 @dataclass(frozen=True)

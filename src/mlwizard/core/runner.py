@@ -18,6 +18,7 @@ from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.config import Config
 from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.kernel.errors import (
+    CancelledError,
     InternalError,
     MlwizardError,
     QualityGateError,
@@ -158,11 +159,17 @@ def run_phase(
         if missing:  # a bug in the phase, not the user's problem: say which output it forgot
             raise InternalError(f"phase {phase} did not record its output(s) {', '.join(missing)}")
     except BaseException as exc:
-        message = str(exc) if isinstance(exc, MlwizardError) else f"{type(exc).__name__}: {exc}"
+        cancelled = isinstance(exc, CancelledError | KeyboardInterrupt)
+        if cancelled:  # the user stopped it (c in the TUI, Ctrl-C): not a failure
+            message = f"phase {phase} cancelled"
+        elif isinstance(exc, MlwizardError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
         gate = exc if isinstance(exc, QualityGateError) else None
         ws.write_checkpoint(
             Checkpoint(
-                status="failed",
+                status="cancelled" if cancelled else "failed",
                 error=message,
                 outputs={n: ws.relative(p) for n, p in (gate.outputs if gate else {}).items()},
                 metrics=gate.metrics if gate else {},

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 # takes the UI thread several hand-overs, so at 5 ms keys could wait ~100 ms during a phase.
 # The heavy training runs in worker processes, so the thread running the phase loses little.
 UI_SWITCH_INTERVAL = 0.001
+NARROW_WIDTH = 100  # columns below which the stepper folds to one line per phase
 
 NO_CONFIG_HELP = (
     f"No {CONFIG_FILE} in {{path}}. Create one from the dialog (or `mlwizard new DIR --data PATH "
@@ -119,6 +120,9 @@ class MlwizardApp(ServiceControls):
         sys.setswitchinterval(min(self._switch_interval, UI_SWITCH_INTERVAL))
         self.switch_mode("discovery")
         self.action_refresh_status()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW_WIDTH, "-narrow")
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)

@@ -203,6 +203,14 @@ class DeployView:
     metrics: dict[str, Any]
     metadata: dict[str, Any]
     parity: list[dict[str, Any]]
+    checks: dict[str, Any] = field(default_factory=dict)  # validator -> {"status", "output"}
+
+
+def champion_metadata(service: Path) -> dict[str, Any]:
+    """The served model's metadata.json (bundles before models/champion/ kept it at the top)."""
+    return read_json(service / "models" / "champion" / "metadata.json") or read_json(
+        service / "metadata.json"
+    )
 
 
 def deploy_view(ws: Workspace) -> DeployView:
@@ -211,12 +219,15 @@ def deploy_view(ws: Workspace) -> DeployView:
     if not service.is_dir():
         return DeployView(None, [], metrics, {}, [])
     files = sorted(
-        p.name
-        for p in service.iterdir()
+        str(p.relative_to(service))
+        for p in service.rglob("*")
         if p.is_file() and (p.suffix in PREVIEW_LANGUAGES or p.name in PREVIEW_LANGUAGES)
     )
-    metadata = read_json(service / "metadata.json")
-    return DeployView(service, files, metrics, metadata, parity_rows(ws, metrics, metadata))
+    metadata = champion_metadata(service)
+    raw = metrics.get("checks")
+    checks: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    parity = parity_rows(ws, metrics, metadata)
+    return DeployView(service, files, metrics, metadata, parity, checks)
 
 
 def parity_rows(
@@ -268,7 +279,7 @@ def sample_rows(ws: Workspace, count: int = 1) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     service = output_path(ws, "deploy", "service", "artifacts/deploy/service")
-    metadata = read_json(service / "metadata.json")
+    metadata = champion_metadata(service)
     features = [f for f in metadata.get("features") or [] if isinstance(f, dict)]
     test = output_path(ws, "data", "test", "artifacts/data/test.parquet")
     table = pq.read_table(test, columns=[f["name"] for f in features]).slice(0, count)

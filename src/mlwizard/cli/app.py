@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlwizard import __version__
+from mlwizard.cli import operations
 from mlwizard.cli.experiments import experiments
 from mlwizard.cli.output import (
     err,
@@ -346,6 +347,10 @@ def tui(project: ProjectOption = Path(".")) -> None:
 
 
 app.command()(experiments)
+app.command()(operations.monitor)
+app.command()(operations.models)
+app.command()(operations.retrain)
+app.command()(operations.rollback)
 
 
 def main() -> None:

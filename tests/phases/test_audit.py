@@ -203,9 +203,9 @@ def test_booleans_and_types_are_inferred(tmp_path: Path) -> None:
         "x1": "numeric",
         "x2": "categorical",
         "colour": "categorical",
-        "label": "boolean",  # yes/no
-        "flag": "boolean",
-        "answer": "boolean",
+        "label": "categorical",  # yes/no text stays as written
+        "flag": "boolean",  # a Parquet BOOLEAN
+        "answer": "categorical",
         "store_id": "categorical",
     }
 
@@ -344,20 +344,23 @@ def test_type_overrides_change_feature_kinds(make_project) -> None:
     rng = np.random.default_rng(0)
     frame = synthetic_frame().assign(
         grade=rng.integers(1, 6, N),  # integers that are really labels
-        active=rng.random(N) < 0.5,  # a boolean: categorical 'true'/'false'
+        active=rng.random(N) < 0.5,  # written True/False in the CSV: kept as written
         score=[str(v) if i % 5 else "n/a" for i, v in enumerate(rng.normal(size=N))],
     )
     ws = make_project(frame)
     types = {"grade": "categorical", "score": "numeric", "x2": "identifier"}
     update_config_file(ws.config_path, {"data": {"types": types}})
     metrics = run_data(ws).phases["data"].metrics
-    assert {k: metrics["types"][k] for k in (*types, "active")} == {**types, "active": "boolean"}
+    assert {k: metrics["types"][k] for k in (*types, "active")} == {
+        **types,
+        "active": "categorical",
+    }
     kinds = {f.name: f.kind for f in Schema.load(ws.artifact_dir("data") / "schema.json").features}
     assert kinds == {"x1": "numeric", "colour": "categorical", "grade": "categorical",
                      "active": "categorical", "score": "numeric"}  # fmt: skip
     assert "identifier" in metrics["excluded_columns"]["x2"]
     train = pq.read_table(ws.artifact_dir("data") / "train.parquet").to_pandas()
-    assert set(train["active"]) == {"true", "false"}
+    assert set(train["active"]) == {"True", "False"}  # as the CSV wrote them
     assert train["score"].dtype == np.float64 and train["score"].isna().any()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -289,11 +290,10 @@ def test_split_leakage_counts_rows_repeated_across_splits(make_project) -> None:
 def test_split_leakage_by_hand_matches_duckdb(tmp_path: Path) -> None:
     train = pd.DataFrame({"a": [1.0, 2.0, None], "b": ["x", None, "z"], "y": [0, 1, 0]})
     test = pd.DataFrame({"a": [1.0, None, 5.0], "b": ["x", "z", "x"], "y": [0, 0, 0]})
-    paths = {}
-    for name, part in (("train", train), ("valid", test.head(0)), ("test", test)):
-        paths[name] = tmp_path / f"{name}.parquet"
-        part.to_parquet(paths[name], index=False)
-    findings, repeated = audit.split_leakage(sources.connect(), paths, ["a", "b", "y"])
+    table = pa.Table.from_pandas(pd.concat([train, test], ignore_index=True))
+    assignment = np.array([0, 0, 0, 2, 2, 2])
+    hashes = audit.row_hashes(sources.connect(), table, ["a", "b", "y"])
+    findings, repeated = audit.split_leakage(hashes, assignment)
     assert repeated == {"valid": 0, "test": 2}  # missing values compare equal
     assert findings[0].rule == "split_leakage"
 

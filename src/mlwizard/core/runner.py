@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlwizard.core.kernel import events as ev
+from mlwizard.core.kernel import libwarnings
 from mlwizard.core.kernel.config import Config
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import (
@@ -224,7 +225,8 @@ def run_phase(
         "versions": package_versions(),
     }
     try:
-        result = _SPECS[phase].load()(context)
+        with libwarnings.captured() as caught:
+            result = _SPECS[phase].load()(context)
     except BaseException as exc:
         message = str(exc) if isinstance(exc, MlwizardError) else f"{type(exc).__name__}: {exc}"
         gate = exc if isinstance(exc, QualityGateError) else None
@@ -240,6 +242,10 @@ def run_phase(
             )
         )
         raise
+    library = libwarnings.merge([libwarnings.summarise(caught), context.library_warnings])
+    if library:  # summarised once, not streamed on stderr
+        result.metrics["library_warnings"] = library
+        context.message(libwarnings.one_line(library))
     checkpoint = Checkpoint(
         status="done",
         outputs={name: ws.relative(path) for name, path in result.outputs.items()},

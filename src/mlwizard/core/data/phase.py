@@ -72,11 +72,14 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
             f"{path}: only {table.num_rows} rows with a target value; "
             f"at least {MIN_ROWS} are needed"
         )
-    labels = table.column(target).to_numpy(zero_copy_only=False)
-    classes = None if task == "regression" else sorted(set(labels.tolist()))
-    sample_rows, row_findings = _audit_rows(table, labels, kinds, identifiers, config, task)
+    hashes = table.column(rows.ROW_HASH).to_numpy()
+    labels, classes = rows.label_codes(table.column(target), task)
+    sample_rows, row_findings = _audit_rows(
+        table, labels, classes, kinds, identifiers, config, task
+    )
     findings += row_findings
-    for name, reason in features.exclusions(row_findings, config.data.keep).items():
+    leaks = features.exclusions(row_findings, config.data.keep)
+    for name, reason in leaks.items():
         del kinds[name]
         excluded[name] = reason
     if not kinds:
@@ -91,15 +94,17 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     assignment, strategy = rows.assign(table, config, task, labels, split_column)
     outputs: dict[str, Path] = {"snapshot": snapshot}
     paths = {name: ctx.artifact(f"{name}.parquet") for name in SPLITS}
-    parts = rows.write_splits(table, assignment, paths)
+    split_report: dict[str, Any] = {}
+    for index, name in enumerate(SPLITS):  # one part in memory at a time
+        part = table.filter(pa.array(assignment == index))
+        outputs[name] = rows.write_parquet(paths[name], part)
+        codes = None if classes is None else labels[assignment == index]
+        split_report[name] = rows.split_summary(part, codes, classes, strategy, split_column)
+        del part
+    if leaks:  # the hash covered the excluded columns too
+        hashes = audit.row_hashes(con, table, [target, *kinds])
+    split_findings, repeated = audit.split_leakage(hashes, assignment)
     del table
-    outputs.update(paths)
-    split_report = {
-        name: rows.split_summary(part, target, classes, strategy, split_column)
-        for name, part in parts.items()
-    }
-    del parts
-    split_findings, repeated = audit.split_leakage(con, outputs, [target, *kinds])
     for name, count in repeated.items():
         split_report[name]["rows_also_in_train"] = count
     split_findings += audit.split_balance(target, split_report, strategy)
@@ -168,7 +173,9 @@ def _audit_source(
     profile = profile_dataset(
         con, relation, target=config.data.target, task=task, seed=config.project.seed
     )
-    scan = audit.scan_table(relation)
+    numbers = [n for n, c in profile["columns"].items() if c.get("sample_numbers")]
+    overridden = [n for n, t in config.data.types.items() if t == "numeric"]
+    scan = audit.scan_table(relation, {*numbers, *overridden})
     checks.check_numeric_overrides(config.data.types, profile, scan)
     types = coltypes.infer_types(profile, scan, config.data.types)
     target = config.data.target
@@ -190,6 +197,7 @@ def _audit_source(
 def _audit_rows(
     table: pa.Table,
     labels: np.ndarray,
+    classes: list[Any] | None,
     kinds: dict[str, FeatureKind],
     identifiers: list[str],
     config: Config,
@@ -201,10 +209,9 @@ def _audit_rows(
     target = config.data.target
     sample = table.take(audit.sample_indices(table.num_rows, seed)).to_pandas()
     findings = audit.near_constant(sample, list(kinds))
-    if task != "regression":
-        values, counts = np.unique(labels, return_counts=True)
-        by_class = dict(zip(values.tolist(), counts.tolist(), strict=True))
-        findings += audit.class_imbalance(target, by_class)
+    if classes is not None:
+        counts = np.bincount(labels, minlength=len(classes)).tolist()
+        findings += audit.class_imbalance(target, dict(zip(classes, counts, strict=True)))
     findings += features.mark_kept(
         audit.target_leakage(sample, target, kinds, task, seed), config.data.keep
     )

@@ -34,9 +34,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlwizard.core.contract.tasks import MAX_INTEGER_CLASSES
+from mlwizard.core.data.audit.scan import NUMBER_PATTERN
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.sql import is_float_type, is_numeric_type, is_temporal_type, quote_ident
 
+NUMBER_REGEX = f"^(?:{NUMBER_PATTERN})$"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 TOP_K = 5
 
@@ -261,6 +263,13 @@ class _SampledColumn:
             return cls(column, values, None, np.isnan(values), distinct)
         return cls(column, None, data, _numpy(pc.is_null(data)), distinct)
 
+    def numbers(self) -> int:
+        """Sampled values written as numbers (text columns): what the audit scan counts."""
+        if self.strings is None or not len(self.strings):
+            return 0
+        text = self.strings.cast(pa.string())
+        return int(pc.sum(pc.match_substring_regex(text, NUMBER_REGEX)).as_py() or 0)
+
     @property
     def finite(self) -> np.ndarray:
         assert self.values is not None
@@ -310,6 +319,7 @@ def _column_profile(
     if c.numeric:
         entry.update(_numeric_stats(c, scan, info, present, complete))
     else:
+        entry["sample_numbers"] = info.numbers()
         if c.kind == "datetime":
             entry["min"], entry["max"] = scan[p + "min"], scan[p + "max"]
         top = _top_values(info, scale)

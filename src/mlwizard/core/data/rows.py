@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from duckdb import DuckDBPyRelation
 
 
+ROW_HASH = "__mlwizard_row_hash"  # hash(target, features) of each row, for split leakage
+
+
 def read_rows(
     relation: DuckDBPyRelation,
     duckdb_types: dict[str, str],
@@ -37,8 +40,9 @@ def read_rows(
     config: Config,
     identifiers: list[str] = [],  # noqa: B006 - read only
 ) -> pa.Table:
-    """Rows with a target, each candidate feature cast to its kind, plus the split column and
-    the identifiers (numbers, or text) for the row-order rule."""
+    """Rows with a target, each candidate feature cast to its kind, plus the split column, the
+    identifiers (numbers, or text) for the row-order rule, and `ROW_HASH`: the hash of the
+    target and candidate features of each row, computed in the same scan."""
     col = sql.quote_ident(target)
     condition = f"{col} IS NOT NULL"
     if duckdb_types[target] in sql.FLOAT_TYPES:
@@ -55,7 +59,9 @@ def read_rows(
         if name != split_column:
             cast = "DOUBLE" if sql.is_numeric_type(duckdb_types[name]) else "VARCHAR"
             exprs.append(f"{sql.quote_ident(name)}::{cast} AS {sql.quote_ident(name)}")
-    table = relation.filter(condition).select(", ".join(exprs)).to_arrow_table()
+    selected = relation.filter(condition).select(", ".join(exprs))
+    hashed = ", ".join(sql.quote_ident(n) for n in [target, *kinds])
+    table = selected.select(f"*, hash({hashed}) AS {sql.quote_ident(ROW_HASH)}").to_arrow_table()
     if config.split.strategy == "time" and table.column(split_column).null_count:
         raise BadInputError(
             f"[split] time_column '{split_column}': {table.column(split_column).null_count} rows "
@@ -127,13 +133,32 @@ def _group_codes(column: pa.ChunkedArray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def label_codes(column: pa.ChunkedArray, task: str) -> tuple[np.ndarray, list[Any] | None]:
+    """The target as NumPy: class codes in sorted class order (and the classes, as the source
+    wrote them), or the values of a regression target. Encoded by Arrow, not by sorting Python
+    objects: a few milliseconds on millions of rows."""
+    if task == "regression":
+        return column.to_numpy(zero_copy_only=False), None
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    values = encoded.dictionary.to_pylist()
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(values))
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    return codes, [values[i] for i in order]
+
+
 def split_summary(
-    part: pa.Table, target: str, classes: list[Any] | None, strategy: str, split_column: str
+    part: pa.Table,
+    codes: np.ndarray | None,
+    classes: list[Any] | None,
+    strategy: str,
+    split_column: str,
 ) -> dict[str, Any]:
     summary: dict[str, Any] = {"rows": part.num_rows}
-    if classes is not None:
-        values = part.column(target).to_numpy(zero_copy_only=False)
-        counts = {str(c): int(np.sum(values == c)) for c in classes}
+    if classes is not None and codes is not None:
+        tally = np.bincount(codes, minlength=len(classes)).tolist()
+        counts = {str(c): int(n) for c, n in zip(classes, tally, strict=True)}
         summary["class_counts"] = counts
         summary["class_balance"] = {
             c: round(n / part.num_rows, 4) if part.num_rows else 0.0 for c, n in counts.items()
@@ -146,19 +171,9 @@ def split_summary(
     return summary
 
 
-def write_splits(
-    table: pa.Table, assignment: np.ndarray, paths: dict[str, Path]
-) -> dict[str, pa.Table]:
-    """Each split's rows into its Parquet file (atomically); the parts, by split name."""
-    parts = {}
-    for index, name in enumerate(SPLITS):
-        part = table.filter(pa.array(assignment == index))
-        write_parquet(paths[name], part)
-        parts[name] = part
-    return parts
-
-
 def write_parquet(path: Path, table: pa.Table) -> Path:
+    """Atomically; dictionary-encoded text columns, plain numbers (half the encoding time)."""
+    text = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
     with atomic.atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, use_dictionary=text)
     return path

@@ -15,6 +15,7 @@ the features unless the user lists it in `[data] keep`.
 from mlwizard.core.data.audit.balance import split_balance
 from mlwizard.core.data.audit.findings import Finding, Severity, errors, ordered
 from mlwizard.core.data.audit.leakage import (
+    row_hashes,
     row_order_leakage,
     sample_indices,
     split_leakage,
@@ -40,6 +41,7 @@ __all__ = [
     "near_constant",
     "no_features",
     "ordered",
+    "row_hashes",
     "row_order_leakage",
     "sample_indices",
     "scan_table",

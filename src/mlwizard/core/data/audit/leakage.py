@@ -14,18 +14,18 @@ The relative rule catches a leak that is only strong next to the others: a featu
 (ROC AUC above 0.5, or R²) is at least `RELATIVE_RATIO` times the next feature's, with a score
 of at least `RELATIVE_MIN`. Calibration: see `RELATIVE_RATIO`.
 
-Split leakage counts, with DuckDB over the written split files, the valid and test rows whose
-features and target repeat a training row exactly.
+Split leakage counts the valid and test rows whose features and target repeat a training row
+exactly, by row hashes (DuckDB over the rows in memory; no split file is read back).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mlwizard.core.data.audit.findings import Finding
 from mlwizard.core.data.audit.rules import toml_key
@@ -275,20 +275,25 @@ def _pure_values(codes: np.ndarray, y: np.ndarray) -> int | None:
     return len(supported)
 
 
+def row_hashes(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: list[str]) -> np.ndarray:
+    """A 64-bit hash of each row over `columns` (missing values hash alike)."""
+    every = ", ".join(quote_ident(c) for c in columns)
+    relation = con.from_arrow(table.select(columns)).select(f"hash({every}) AS h")
+    return relation.to_arrow_table().column("h").to_numpy()
+
+
 def split_leakage(
-    con: duckdb.DuckDBPyConnection, paths: Mapping[str, Path], columns: list[str]
+    hashes: np.ndarray, assignment: np.ndarray
 ) -> tuple[list[Finding], dict[str, int]]:
-    """Valid and test rows that repeat a training row exactly (over `columns`), counted by DuckDB
-    over the split files; struct comparison treats missing values as equal."""
-    row = "row(" + ", ".join(quote_ident(c) for c in columns) + ")"
-    sql = (
-        f"SELECT count(*), count(*) FILTER (WHERE {row} IN "
-        f"(SELECT {row} FROM read_parquet($train))) FROM read_parquet($split)"
-    )
+    """Valid and test rows that repeat a training row exactly: their row hashes (features and
+    target; `row_hashes`) looked up among the training rows' by binary search."""
+    train = np.sort(hashes[assignment == 0])
     repeated, sizes = {}, {}
-    for name in ("valid", "test"):
-        params = {"train": str(paths["train"]), "split": str(paths[name])}
-        sizes[name], repeated[name] = con.execute(sql, params).fetchall()[0]
+    for index, name in ((1, "valid"), (2, "test")):
+        part = hashes[assignment == index]
+        sizes[name] = len(part)
+        found = np.minimum(np.searchsorted(train, part), max(len(train) - 1, 0))
+        repeated[name] = int((train[found] == part).sum()) if len(train) else 0
     if not any(repeated.values()):
         return [], repeated
     worst = max(repeated[n] / sizes[n] for n in repeated if sizes[n])

@@ -13,7 +13,6 @@ import pytest
 
 from helpers.frames import synthetic_frame
 from mlwizard.core import runner
-from mlwizard.core.ingest.common import interrupt_on
 from mlwizard.core.kernel.config import update_config_file
 from mlwizard.core.kernel.errors import CancelledError
 
@@ -116,6 +115,8 @@ def test_the_snapshot_holds_every_row_and_column_as_read(make_project) -> None:
 
 
 def test_cancelling_interrupts_a_running_duckdb_query() -> None:
+    from mlwizard.core.ingest.common import interrupt_on
+
     con = duckdb.connect()
     cancel = threading.Event()
     timer = threading.Timer(0.3, cancel.set)

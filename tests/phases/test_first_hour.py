@@ -22,7 +22,7 @@ from mlwizard.core.deploy.batch import predict_file
 from mlwizard.core.kernel.config import update_config_file
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.kernel.workspace import Workspace
-from mlwizard.core.scaffold import configure_project, create_project
+from mlwizard.core.scaffold import create_project
 
 cli = CliRunner()
 
@@ -151,7 +151,7 @@ def test_a_time_split_names_the_label_shift_and_summarises_warnings(
         assert entry["count"] >= 1 and entry["category"].endswith("Warning")
 
 
-# -- bug 9: one path rule, and folders --------------------------------------------------------------
+# -- bug 9: one path rule, and folders -----------------------------------------------------------
 
 
 def test_a_folder_as_data_gets_its_own_message(tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_a_folder_as_data_gets_its_own_message(tmp_path: Path) -> None:
             str(folder),
             "--target",
             "churned",
-        ],  # fmt: skip
+        ],
     )
     assert result.exit_code == 2
     assert "a folder, not a file" in result.stderr and "file not found" not in result.stderr
@@ -261,7 +261,7 @@ def test_duplicate_advice_is_worded_by_what_the_columns_allow(tmp_path: Path) ->
     assert "keep them" in rules["split_leakage"]["action"]
 
 
-# -- bug 11: a wrong-case target --------------------------------------------------------------------
+# -- bug 11: a wrong-case target -------------------------------------------------------------
 
 
 def test_a_wrong_case_target_names_the_column_meant(tmp_path: Path) -> None:
@@ -274,6 +274,8 @@ def test_a_wrong_case_target_names_the_column_meant(tmp_path: Path) -> None:
     assert "did you mean 'churn'" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "p" / "mlwizard.toml").exists()
     # The TUI's create dialog calls the same core check, on a new and on an existing folder.
+    from mlwizard.core.scaffold import configure_project
+
     with pytest.raises(BadInputError, match="did you mean 'churn'"):
         configure_project(tmp_path / "tui", str(source), "Churn")
     existing = tmp_path / "existing"

@@ -19,9 +19,9 @@ def split_balance(
     target: str, splits: Mapping[str, Mapping[str, Any]], strategy: str
 ) -> list[Finding]:
     """Findings on the class counts of the train, valid and test splits (classification)."""
-    counts = {name: s.get("class_counts") for name, s in splits.items()}
-    if any(c is None for c in counts.values()):
+    if any(s.get("class_counts") is None for s in splits.values()):
         return []
+    counts: dict[str, Mapping[str, int]] = {n: s["class_counts"] for n, s in splits.items()}
     findings = []
     train = counts["train"]
     for name in ("valid", "test"):

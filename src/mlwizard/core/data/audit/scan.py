@@ -55,17 +55,22 @@ def _column_expressions(index: int, name: str, duckdb_type: str, numbers: bool) 
 
 
 def scan_table(
-    relation: duckdb.DuckDBPyRelation, number_columns: Collection[str] | None = None
+    relation: duckdb.DuckDBPyRelation,
+    number_columns: Collection[str] | None = None,
+    distinct_rows: int | None = None,
 ) -> TableScan:
     """One aggregate over `relation`: duplicate rows and per-column facts for types and rules.
 
     `number_columns`: the string columns whose values written as numbers are counted (all when
     None). The data phase passes those in which the profile's sample found any number: the
     pattern is the scan's costliest part, and a column with no number among 100,000 sampled
-    values cannot be mostly numbers (its count is then 0)."""
+    values cannot be mostly numbers (its count is then 0). `distinct_rows`, when the profile
+    has counted them, spares the scan its hash of every row."""
     types = dict(zip(relation.columns, map(str, relation.types), strict=True))
     every_column = ", ".join(quote_ident(name) for name in types)
-    exprs = ["count(*) AS n_rows", f"count(DISTINCT hash({every_column})) AS n_distinct_rows"]
+    exprs = ["count(*) AS n_rows"]
+    if distinct_rows is None:
+        exprs.append(f"count(DISTINCT hash({every_column})) AS n_distinct_rows")
     for index, (name, kind) in enumerate(types.items()):
         numbers = number_columns is None or name in number_columns
         exprs += _column_expressions(index, name, kind, numbers)
@@ -77,4 +82,5 @@ def scan_table(
         stats = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
         columns[name] = ColumnScan(**{k: v if v is not None else 0 for k, v in stats.items()})
     rows = values["n_rows"]
-    return TableScan(rows=rows, duplicate_rows=rows - values["n_distinct_rows"], columns=columns)
+    distinct = values["n_distinct_rows"] if distinct_rows is None else distinct_rows
+    return TableScan(rows=rows, duplicate_rows=rows - distinct, columns=columns)

@@ -175,7 +175,7 @@ def _audit_source(
     )
     numbers = [n for n, c in profile["columns"].items() if c.get("sample_numbers")]
     overridden = [n for n, t in config.data.types.items() if t == "numeric"]
-    scan = audit.scan_table(relation, {*numbers, *overridden}, profile["distinct_rows"])
+    scan = audit.scan_table(relation, {*numbers, *overridden})
     checks.check_numeric_overrides(config.data.types, profile, scan)
     types = coltypes.infer_types(profile, scan, config.data.types)
     target = config.data.target

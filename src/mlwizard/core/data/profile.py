@@ -100,7 +100,6 @@ def profile_dataset(
     return {
         "version": PROFILE_VERSION,
         "rows": rows,
-        "distinct_rows": scan["n_distinct_rows"],  # exact: rows - this = repeated rows
         "columns": profile_columns,
         "sample": {
             "rows": sample.num_rows,
@@ -141,8 +140,7 @@ def _scan(
     whose hash falls under a threshold that a table of `PREFILTER_ROWS` rows would fill."""
     alias = quote_ident(f"__mlwizard_hash_{uuid.uuid4().hex}")
     params: list[Any] = [seed % 2**63, min(2**64 - 1, (2**64 // PREFILTER_ROWS) * size)]
-    # Equal rows have equal seeded hashes: the distinct count gives the audit its duplicates.
-    exprs = ["count(*) AS n_rows", f"count(DISTINCT {alias}) AS n_distinct_rows"]
+    exprs = ["count(*) AS n_rows"]
     for c in columns:
         x, p = c.ident, f"c{c.index}_"
         exprs += [f"count({x}) AS {p}present", f"approx_count_distinct({x}) AS {p}distinct"]

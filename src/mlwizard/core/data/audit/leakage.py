@@ -50,6 +50,10 @@ RELATIVE_MIN_R2 = 0.8
 # iris 1.00, digits 1.00), 2.4 in a weak regression (R² 0.35, under the floor); a severity code
 # one of whose 8 values is the outcome (ROC AUC 0.97) stood 5.8 times above the next feature.
 RELATIVE_RATIO = 2.5
+# "Above every other feature" needs others to compare with: with one weak comparator (a 40-row
+# test table whose only signal is one number, ROC AUC 0.96, beside a noise category) a genuine
+# feature would stand out as well.
+RELATIVE_MIN_OTHERS = 3
 ROW_ORDER_AUC = 0.8  # an identifier's order scoring this predicts the target by row order
 
 
@@ -120,7 +124,7 @@ def _relative_leak(
 ) -> tuple[str, float, str, float] | None:
     """(feature, score, runner-up, its score) when one feature stands far above the rest."""
     ranked = sorted(scores.items(), key=lambda item: -item[1])
-    if len(ranked) < 2 or ranked[0][0] in flagged:
+    if len(ranked) < 1 + RELATIVE_MIN_OTHERS or ranked[0][0] in flagged:
         return None
     (best, score), (runner_up, other) = ranked[0], ranked[1]
     floor = RELATIVE_MIN_R2 if task == "regression" else RELATIVE_MIN

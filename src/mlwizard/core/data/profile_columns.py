@@ -84,7 +84,7 @@ class SampledColumn:
             return cls(column, values, None, np.isnan(values), distinct)
         return cls(column, None, data, to_numpy(pc.is_null(data)), distinct)
 
-    def numbers(self) -> int:
+    def number_strings(self) -> int:
         """Sampled values written as numbers (text columns): what the audit scan counts."""
         if self.strings is None or not len(self.strings):
             return 0
@@ -92,9 +92,14 @@ class SampledColumn:
         return int(pc.sum(pc.match_substring_regex(text, NUMBER_REGEX)).as_py() or 0)
 
     @property
+    def numbers(self) -> np.ndarray:
+        """The values of a numeric column."""
+        assert self.values is not None, f"{self.column.name} is not numeric"
+        return self.values
+
+    @property
     def finite(self) -> np.ndarray:
-        assert self.values is not None
-        return self.values[np.isfinite(self.values)]
+        return self.numbers[np.isfinite(self.numbers)]
 
     def codes(self, max_levels: int = MAX_LEVELS) -> tuple[np.ndarray, list[str]]:
         """Category codes: the `max_levels` commonest values, then "(other)" and "(missing)"."""
@@ -140,7 +145,7 @@ def column_profile(
     if c.numeric:
         entry.update(_numeric_stats(c, scan, info, present, complete))
     else:
-        entry["sample_numbers"] = info.numbers()
+        entry["sample_numbers"] = info.number_strings()
         if c.kind == "datetime":
             entry["min"], entry["max"] = scan[p + "min"], scan[p + "max"]
         top = _top_values(info, scale)

@@ -20,13 +20,13 @@ import jinja2
 from mlwizard.core.data.report_charts import (
     bar_chart,
     cut,
-    fmt,
     heatmap_chart,
     histogram_chart,
     patterns_chart,
     percent,
 )
 from mlwizard.core.kernel import atomic
+from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.kernel.templates import render, templates_dir
 
 HTML_TEMPLATE = "report/report.html.j2"

@@ -1,4 +1,4 @@
-"""The data report's charts as geometry (inline SVG drawn by the template), and numbers as text.
+"""The data report's charts as geometry (inline SVG drawn by the template), and percentages.
 
 No script runs in the page: every bar, cell and label is placed here.
 """
@@ -9,31 +9,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlwizard.core.kernel.formatting import fmt
+
 LABEL_CHARS = 28  # longer labels are cut in charts; the full text is in the tooltip
 CHAR_WIDTH = 6.6  # an estimate of one character's width in the charts' 11px sans-serif
 
 
 # --- numbers as text ---------------------------------------------------------------------------
-
-
-def fmt(value: Any) -> str:
-    """A number for people: thousands separators, four significant digits, "—" for none."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if not math.isfinite(value):
-        return str(value)
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
-    if magnitude >= 1e15 or magnitude < 1e-3:
-        return f"{value:.3e}"
-    if magnitude >= 1e4:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
 
 
 def percent(fraction: float | None) -> str:

@@ -98,6 +98,15 @@ class DeploySection:
 
 
 @dataclass(frozen=True)
+class OperationsSection:
+    # What the generated schedules monitor: a file or glob of this week's production data, or the
+    # service's request log. Empty: the schedules monitor the service's PREDICTION_LOG.
+    current: str = ""
+    schedule: str = "0 6 * * 1"  # cron: when the schedules run monitor -> retrain (Mondays 06:00)
+    retrain_data: str = ""  # what `retrain` trains the challenger on in the schedules
+
+
+@dataclass(frozen=True)
 class Config:
     project: ProjectSection = field(default_factory=ProjectSection)
     data: DataSection = field(default_factory=DataSection)
@@ -105,6 +114,7 @@ class Config:
     split: SplitSection = field(default_factory=SplitSection)
     model: ModelSection = field(default_factory=ModelSection)
     deploy: DeploySection = field(default_factory=DeploySection)
+    operations: OperationsSection = field(default_factory=OperationsSection)
 
     EXECUTION_KEYS = frozenset({"time_budget", "workers", "tracking_uri"})
 

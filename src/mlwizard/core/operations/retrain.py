@@ -21,6 +21,7 @@ import numpy as np
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy.batch import load_predictor
+from mlwizard.core.deploy.bundle import model_file
 from mlwizard.core.ingest import sources
 from mlwizard.core.kernel.config import update_config_file
 from mlwizard.core.kernel.errors import BadInputError, QualityGateError
@@ -93,14 +94,14 @@ def retrain(
 
 def challenge(registry: Registry, champion: int, challenger: int, holdout: Path) -> dict[str, Any]:
     """Both registered bundles on the same holdout rows, through the paired bootstrap."""
-    schema = Schema.load(registry.bundle_dir(challenger) / "schema.json")
+    schema = Schema.load(model_file(registry.bundle_dir(challenger), "schema.json"))
     outputs, thresholds = [], []
     y: np.ndarray | None = None
     usable: np.ndarray | None = None
     for version in (champion, challenger):
         bundle = registry.bundle_dir(version)
         predictor = load_predictor(bundle)
-        own = Schema.load(bundle / "schema.json")
+        own = Schema.load(model_file(bundle, "schema.json"))
         if [str(c) for c in own.classes or []] != [str(c) for c in schema.classes or []]:
             raise BadInputError(
                 f"version {version} predicts classes {own.classes}, the challenger "

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mlwizard.core.contract.schema import Schema
+from mlwizard.core.deploy.bundle import model_file
 from mlwizard.core.ingest import sources
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.kernel.workspace import Workspace
@@ -36,7 +37,7 @@ def _labels(path: Path, target: str) -> dict[str, Any]:
 def evaluate_shadow(ws: Workspace, log: Path, labels: Path) -> dict[str, Any]:
     registry = Registry(ws.root)
     champion = registry.require()
-    schema = Schema.load(registry.bundle_dir(champion) / "schema.json")
+    schema = Schema.load(model_file(registry.bundle_dir(champion), "schema.json"))
     known = _labels(labels, schema.target)
     pairs: dict[str, dict[str, dict[str, Any]]] = {}
     for entry in requestlog.entries(log):

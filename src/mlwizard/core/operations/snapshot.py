@@ -13,6 +13,7 @@ from typing import Any
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy.batch import TrainingColumns, load_predictor
+from mlwizard.core.deploy.bundle import model_file
 from mlwizard.core.kernel.errors import UpstreamNotReadyError
 from mlwizard.core.kernel.workspace import Checkpoint, Workspace
 from mlwizard.core.operations.drift import connect
@@ -53,7 +54,7 @@ def describe_version(ws: Workspace) -> tuple[Path, dict[str, Any], dict[str, Any
     found = checkpoints(ws)
     data, model, deploy = found["data"], found["model"], found["deploy"]
     bundle = ws.resolve(deploy.outputs["service"])
-    schema = Schema.load(bundle / "schema.json")
+    schema = Schema.load(model_file(bundle, "schema.json"))
     training = TrainingColumns.load(ws)
     con = connect(len(schema.features))
     reference = build_reference(

@@ -29,7 +29,7 @@ from mlwizard.core.kernel.context import PhaseResult
 
 # Bounded in the suite by examples per operation (and a cap on the time, for a loaded machine);
 # the >= 60 s acceptance run is benchmarks/bench_service.py's, recorded in docs/benchmarks.md.
-SCHEMATHESIS_EXAMPLES = 20
+SCHEMATHESIS_EXAMPLES = 10
 SCHEMATHESIS_SECONDS = 120
 
 
@@ -313,14 +313,14 @@ def test_schemathesis_finds_no_failure(service_url: str, tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     cases = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
-    assert cases and int(cases.group(1)) == int(cases.group(2)) >= 5 * 5, done.stdout[-2000:]
+    assert cases and int(cases.group(1)) == int(cases.group(2)) >= 10, done.stdout[-2000:]
     assert "No issues found" in done.stdout
 
 
 def test_a_bounded_load_run_has_no_errors(
     deployed: tuple[Project, PhaseResult], service_url: str
 ) -> None:
-    """200 requests from 4 threads on loopback: every one a 200 with one prediction per row."""
+    """120 requests from 4 threads on loopback: every one a 200 with one prediction per row."""
     project, _ = deployed
     rows = project.test_rows()
 
@@ -330,8 +330,8 @@ def test_a_bounded_load_run_has_no_errors(
         return answer.status_code, len(answer.json()["predictions"]) - len(body["rows"])
 
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(one, range(200)))
-    assert answers == [(200, 0)] * 200
+        answers = list(pool.map(one, range(120)))
+    assert answers == [(200, 0)] * 120
     metrics = httpx.get(f"{service_url}/metrics").text
     assert 'status="500"' not in metrics
 

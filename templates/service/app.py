@@ -80,6 +80,9 @@ class PredictRequest(BaseModel):
 class RowPrediction(BaseModel):
     prediction: Any
     proba: dict[str, float] | None = None
+    cluster: int | None = None  # clustering: the cluster id (also the prediction)
+    anomaly: bool | None = None  # anomaly detection: flagged as an anomaly (the prediction)
+    anomaly_score: float | None = None  # anomaly detection: higher = more unusual
 
 
 class PredictResponse(BaseModel):

@@ -52,12 +52,15 @@ def run(ctx: PhaseContext) -> PhaseResult:
     config = ctx.config
     target = config.data.target
     task = ctx.upstream["discovery"].metrics["task"]
+    # Clustering has no target; anomaly detection may keep a label, for evaluation only.
+    labelled = bool(target)
     check_fractions(config.split.valid_fraction, config.split.test_fraction)
 
     con = sources.connect()
     relation, path = sources.open_source(con, ctx.workspace, config)
     source_hash = sources.source_fingerprint(ctx.workspace, config)
-    sources.require_column(relation, target, path)
+    if labelled:
+        sources.require_column(relation, target, path)
     duckdb_types = sources.column_types(relation)
     split_column = _check_config(config, duckdb_types, path)
     profile, types, findings = _audit_source(con, relation, config, task, split_column)
@@ -71,8 +74,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
             f"{path}: only {table.num_rows} rows with a target value; "
             f"at least {MIN_ROWS} are needed"
         )
-    labels = table.column(target).to_numpy(zero_copy_only=False)
-    classes = None if task == "regression" else sorted(set(labels.tolist()))
+    labels = table.column(target).to_numpy(zero_copy_only=False) if labelled else None
+    classes = None if task == "regression" or labels is None else sorted(set(labels.tolist()))
     sample_rows, row_findings = _audit_rows(table, labels, kinds, config, task)
     findings += row_findings
     for name, reason in _exclusions(row_findings, config.data.keep).items():
@@ -86,7 +89,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     names = input_names(list(kinds))
     features = [Feature(n, k, i) for (n, k), i in zip(kinds.items(), names, strict=True)]
     extra = [split_column] if split_column and split_column not in kinds else []
-    table = table.select([target, *kinds, *extra])
+    table = table.select([*([target] if labelled else []), *kinds, *extra])
     assignment, strategy = _assign(table, config, task, labels, split_column)
     outputs = {
         "snapshot": _write_parquet(ctx.artifact(f"snapshot-{source_hash[:16]}.parquet"), table)
@@ -96,7 +99,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
         part = table.filter(pa.array(assignment == index))
         outputs[name] = _write_parquet(ctx.artifact(f"{name}.parquet"), part)
         split_report[name] = _split_summary(part, target, classes, strategy, split_column)
-    split_findings, repeated = audit.split_leakage(con, outputs, [target, *kinds])
+    split_findings, repeated = audit.split_leakage(
+        con, outputs, [*([target] if labelled else []), *kinds]
+    )
     for name, count in repeated.items():
         split_report[name]["rows_also_in_train"] = count
     findings = audit.ordered(findings + split_findings)
@@ -153,13 +158,22 @@ def _audit_source(
 ) -> tuple[dict[str, Any], dict[str, ColumnType], list[Finding]]:
     """Profile and audit scan (two aggregates), column types, and the table rules' findings."""
     profile = profile_dataset(
-        con, relation, target=config.data.target, task=task, seed=config.project.seed
+        con,
+        relation,
+        target=config.data.target or None,
+        task=_LABEL_TASK.get(task, task),
+        seed=config.project.seed,
     )
     scan = audit.scan_table(relation)
     _check_numeric_overrides(config.data.types, profile, scan)
     types = coltypes.infer_types(profile, scan, config.data.types)
     target = config.data.target
-    if task != "regression" and target not in config.data.types and types[target] == "numeric":
+    if (
+        target
+        and task != "regression"
+        and target not in config.data.types
+        and types[target] == "numeric"
+    ):
         types[target] = "categorical"  # the task decides: numbers as class labels
     facts = TableFacts(
         rows=profile["rows"],
@@ -174,13 +188,20 @@ def _audit_source(
 
 
 def _audit_rows(
-    table: pa.Table, labels: np.ndarray, kinds: dict[str, FeatureKind], config: Config, task: str
+    table: pa.Table,
+    labels: np.ndarray | None,
+    kinds: dict[str, FeatureKind],
+    config: Config,
+    task: str,
 ) -> tuple[int, list[Finding]]:
     """Rules on the seeded sample (near-constant, target leakage) and on the class counts."""
     seed = config.project.seed
     target = config.data.target
     sample = table.take(audit.sample_indices(table.num_rows, seed)).to_pandas()
     findings = audit.near_constant(sample, list(kinds))
+    if labels is None:
+        return len(sample), findings
+    task = _LABEL_TASK.get(task, task)
     if task != "regression":
         values, counts = np.unique(labels, return_counts=True)
         by_class = dict(zip(values.tolist(), counts.tolist(), strict=True))
@@ -322,6 +343,10 @@ def _warnings(
 # -- reading rows and splitting -------------------------------------------------------------------
 
 
+# Unsupervised tasks' labels (anomaly's evaluation label) are audited as binary classes.
+_LABEL_TASK = {"anomaly": "binary", "clustering": None}
+
+
 def _read_rows(
     relation: DuckDBPyRelation,
     duckdb_types: dict[str, str],
@@ -332,11 +357,11 @@ def _read_rows(
     config: Config,
 ) -> pa.Table:
     """Rows with a target, each candidate feature cast to its kind, plus the split column."""
-    col = sql.quote_ident(target)
-    condition = f"{col} IS NOT NULL"
-    if duckdb_types[target] in sql.FLOAT_TYPES:
+    col = sql.quote_ident(target) if target else ""
+    condition = f"{col} IS NOT NULL" if target else "true"
+    if target and duckdb_types[target] in sql.FLOAT_TYPES:
         condition += f" AND NOT isnan({col})"
-    exprs = [col]
+    exprs = [col] if target else []
     for name, kind in kinds.items():
         exprs.append(coltypes.feature_expression(name, duckdb_types[name], types[name], kind))
     if split_column and split_column not in kinds:
@@ -354,7 +379,7 @@ def _read_rows(
 
 
 def _assign(
-    table: pa.Table, config: Config, task: str, labels: np.ndarray, split_column: str
+    table: pa.Table, config: Config, task: str, labels: np.ndarray | None, split_column: str
 ) -> tuple[np.ndarray, str]:
     split = config.split
     seed = config.project.seed
@@ -370,7 +395,7 @@ def _assign(
             groups, split.valid_fraction, split.test_fraction, seed, split_column
         )
         return assignment, "group"
-    stratify = split.strategy == "stratified" and task != "regression"
+    stratify = split.strategy == "stratified" and task != "regression" and labels is not None
     assignment = assign_splits(
         labels if stratify else None,
         table.num_rows,
@@ -380,15 +405,15 @@ def _assign(
     )
     empty = [name for index, name in enumerate(SPLITS) if not (assignment == index).any()]
     if empty and stratify:
-        n_classes = len(np.unique(labels))
+        n_classes = len(np.unique(labels))  # type: ignore[arg-type]
         raise BadInputError(
             f"the stratified split leaves {' and '.join(empty)} empty: {n_classes} classes in "
-            f"{len(labels)} rows are too small to share out; check [discovery] task (a numeric "
+            f"{table.num_rows} rows are too small to share out; check [discovery] task (a numeric "
             'target read as classes?) or set [split] strategy = "random"'
         )
     if empty:
         raise BadInputError(
-            f"{len(labels)} rows leave {' and '.join(empty)} empty; add rows or raise "
+            f"{table.num_rows} rows leave {' and '.join(empty)} empty; add rows or raise "
             "[split] valid_fraction and test_fraction"
         )
     return assignment, "stratified" if stratify else "random"

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mlwizard.core.contract.features import feature_frame
-from mlwizard.core.contract.schema import Schema
+from mlwizard.core.contract.schema import UNSUPERVISED, Schema
 from mlwizard.core.deploy.batch import load_predictor
 from mlwizard.core.kernel import atomic, templates
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
@@ -85,6 +85,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         ctx.check_cancelled()
 
     label = "probabilities" if schema.task != "regression" else "values"
+    label = {"clustering": "cluster ids", "anomaly": "anomaly scores"}.get(schema.task, label)
     ctx.message(
         f"service written to {ctx.workspace.relative(service)}; parity on {parity.rows} test rows: "
         f"max diff {parity.max_abs_diff:.2g} in {label}"
@@ -235,6 +236,12 @@ def service_parity(
         predictor = load_predictor(service)
     except Exception as exc:  # onnxruntime and the contract checks raise many kinds
         raise QualityGateError(f"the generated service cannot load its model: {exc}") from exc
+    if schema.task in UNSUPERVISED:  # cluster ids, anomaly scores and flags
+        from mlwizard.core.deploy import unsupervised
+
+        return unsupervised.service_parity(
+            predictor, pipeline_path, schema, test_path, PARITY_MAX_ROWS
+        )
     rows = pq.read_table(test_path).slice(0, PARITY_MAX_ROWS).to_pylist()
     if not rows:
         return ServiceParity(0, float("nan"), PROBA_TOLERANCE, None)

@@ -44,15 +44,27 @@ def _peak_rss(process: subprocess.Popen[bytes], stop: threading.Event, out: list
     out.append(peak)
 
 
-def run_table(name: str, workdir: Path, budget: float) -> dict[str, Any]:
+def run_table(spec: str, workdir: Path, budget: float) -> dict[str, Any]:
+    """`spec`: a dataset name, or NAME:clustering / NAME:anomaly (the target dropped, or kept as
+    the anomaly label)."""
+    name, _, approach = spec.partition(":")
     dataset = DATASETS[name]
     frame = load(dataset)
+    if approach == "clustering":
+        frame = frame.drop(columns=[dataset.target])
     data = workdir / f"{name}.csv"
     frame.to_csv(data, index=False)
-    project = workdir / f"project-{name}"
+    project = workdir / f"project-{name}-{approach or 'supervised'}"
+    target = "" if approach == "clustering" else dataset.target
+    from mlwizard.core.kernel.config import update_config_file
+    from mlwizard.core.scaffold import create_project
+
+    create_project(project, data=data, target=target)
+    if approach:
+        update_config_file(project / "mlwizard.toml", {"discovery": {"approach": approach}})
     command = [
-        sys.executable, "-m", "mlwizard", "run", "--project", str(project), "--data", str(data),
-        "--target", dataset.target, "--phase", "all", "--time-budget", str(budget), "--json",
+        sys.executable, "-m", "mlwizard", "run", "--project", str(project),
+        "--phase", "all", "--time-budget", str(budget), "--json",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     stop, peak = threading.Event(), []
@@ -67,7 +79,7 @@ def run_table(name: str, workdir: Path, budget: float) -> dict[str, Any]:
     data_cp = checkpoint(project, "data")["metrics"]
     model = checkpoint(project, "model")
     return {
-        "table": name,
+        "table": spec,
         "rows": data_cp["splits"]["train"]["rows"],
         "features": len(data_cp["features"]),
         "model_phase_s": model["duration_s"],
@@ -82,21 +94,50 @@ def run_table(name: str, workdir: Path, budget: float) -> dict[str, Any]:
     }
 
 
-def fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per family: duration = fixed_s + per_mcell_s * (train rows x features / 1e6)."""
+def slowdown(run: dict[str, Any]) -> float:
+    """The run's contention, from the 5-minute load average at its end (it lasted minutes)."""
+    from mlwizard.core.discovery.feasibility import contention
+
+    return contention(run["load_average"][1], run.get("cpus") or 2)
+
+
+def fit(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], float]:
+    """Per family, at idle speed: duration = fixed_s + per_mcell_s * (train rows x features / 1e6);
+    and the phase's own seconds beyond its candidates' (median over runs)."""
+    from mlwizard.core.discovery.feasibility import estimate_seconds
+
     families: dict[str, Any] = {}
     names = sorted({n for r in runs for n in r["candidates"]})
     for name in names:
-        points = [(r["rows"] * r["features"] / 1e6, r["candidates"][name]) for r in runs if name in r["candidates"]]
+        points = [
+            (r["rows"] * r["features"] / 1e6, r["candidates"][name] / slowdown(r))
+            for r in runs
+            if name in r["candidates"]
+        ]
         x = np.array([p[0] for p in points])
         y = np.array([p[1] for p in points])
-        if len(points) >= 2 and np.ptp(x) > 0:
+        if len(points) >= 3 and np.ptp(x) > 0:
             slope, intercept = np.polyfit(x, y, 1)
-            slope, intercept = max(float(slope), 0.0), max(float(intercept), 0.0)
+            slope, intercept = max(float(slope), 0.0), float(intercept)
+            if intercept < 0:  # keep it through the points' mean
+                slope, intercept = float(y.mean() / x.mean()), 0.0
         else:
             slope, intercept = 0.0, float(y.mean())
         families[name] = {"fixed_s": round(intercept, 3), "per_mcell_s": round(slope, 3)}
-    return families
+    overheads = []
+    for r in runs:
+        table = {"phase_fixed_s": 0.0, "phase_per_mcell_s": 0.0}
+        candidates = estimate_seconds(
+            r["rows"],
+            r["features"],
+            list(r["candidates"]),
+            r["workers"],
+            float("inf"),
+            families,
+            table=table,
+        )
+        overheads.append(r["model_phase_s"] / slowdown(r) - candidates)
+    return families, max(0.0, float(np.median(overheads)))
 
 
 def main() -> None:
@@ -105,7 +146,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0)
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--from-json", type=Path, help="reuse measured runs instead of running")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "feasibility.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "feasibility.json"
+    )
     args = parser.parse_args()
     if args.from_json:
         runs = json.loads(args.from_json.read_text())["runs"]
@@ -120,7 +163,9 @@ def main() -> None:
         save(results, args.out)
     if args.calibrate:
         table = json.loads(CALIBRATION.read_text()) if CALIBRATION.exists() else {}
-        table["families"] = {**table.get("families", {}), **fit(runs)}
+        families, overhead = fit(runs)
+        table["families"] = {**table.get("families", {}), **families}
+        table["phase_fixed_s"] = round(overhead, 2)
         table["measured"] = {
             "tables": [r["table"] for r in runs],
             "date": results["machine"]["date"],
@@ -133,9 +178,17 @@ def main() -> None:
     comparison = []
     for run in runs:
         others = [r for r in runs if r is not run]
-        families = fit(others)
+        families, overhead = fit(others)
+        table = {"phase_fixed_s": overhead, "phase_per_mcell_s": 0.0}
         estimated = estimate_seconds(
-            run["rows"], run["features"], list(run["candidates"]), run["workers"], args.budget, families
+            run["rows"],
+            run["features"],
+            list(run["candidates"]),
+            run["workers"],
+            args.budget,
+            families,
+            slowdown=slowdown(run),
+            table=table,
         )
         comparison.append(
             {
@@ -144,6 +197,8 @@ def main() -> None:
                 "estimated_s (leave-one-out)": round(estimated, 1),
                 "measured_s": run["model_phase_s"],
                 "ratio": round(estimated / run["model_phase_s"], 2),
+                "contention": round(slowdown(run), 2),
+                "budget_binds": estimated >= args.budget,
             }
         )
     results["comparison"] = comparison

@@ -68,9 +68,10 @@ def test_clustering_without_a_target_runs_every_phase(clustered: Workspace) -> N
     assert {r["name"] for r in board["rows"]} == {"kmeans", "minibatch_kmeans", "gaussian_mixture"}
     evaluation = json.loads((clustered.artifact_dir("model") / "evaluation.json").read_text())
     profiles = evaluation["profiles"]
-    assert sum(p["rows"] for p in profiles) == pq.ParquetFile(
-        clustered.artifact_dir("data") / "train.parquet"
-    ).metadata.num_rows
+    assert (
+        sum(p["rows"] for p in profiles)
+        == pq.ParquetFile(clustered.artifact_dir("data") / "train.parquet").metadata.num_rows
+    )
     # Each cluster is one colour: the profile names it, with its share.
     assert sorted(p["categorical"]["colour"]["top"] for p in profiles) == ["blue", "green", "red"]
     assert all(p["categorical"]["colour"]["share"] == 1.0 for p in profiles)
@@ -84,7 +85,9 @@ def test_service_returns_the_cluster_ids_of_the_onnx_model(
     service = clustered.artifact_dir("deploy") / "service"
     schema = Schema.load(service / "schema.json")
     test = pd.read_parquet(clustered.artifact_dir("data") / "test.parquet")
-    expected = predict_onnx(make_session(service / "model.onnx"), feature_frame(test, schema), schema)
+    expected = predict_onnx(
+        make_session(service / "model.onnx"), feature_frame(test, schema), schema
+    )
     ids = np.asarray(expected["label"]).ravel().tolist()
     rows = [
         {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}

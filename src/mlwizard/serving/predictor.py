@@ -93,7 +93,9 @@ class Predictor:
         self._outputs = [o.name for o in self.session.get_outputs()]
         expected = ["label", "probabilities"] if self.is_classifier else ["variable"]
         if self.task in UNSUPERVISED_TASKS:  # label, then distances / probabilities / scores
-            expected = ["label", *self._outputs[1:2]] if len(self._outputs) == 2 else ["label", "scores"]
+            expected = (
+                ["label", *self._outputs[1:2]] if len(self._outputs) == 2 else ["label", "scores"]
+            )
         if self._outputs != expected:
             raise ValueError(f"model outputs are {self._outputs}, expected {expected}")
         if self.is_classifier and not self.classes:
@@ -172,6 +174,7 @@ class Predictor:
             return {"prediction": flags, "proba": None, "anomaly": flags, "anomaly_score": scores}
         if not self.is_classifier:
             return {"prediction": values.tolist(), "proba": None}
+        assert proba is not None
         if self.threshold is not None:
             values = (proba[:, 1] >= self.threshold).astype(np.int64)
         classes = np.asarray(self.classes, dtype=object)

@@ -27,6 +27,22 @@ def calibration() -> dict[str, Any]:
     return loaded
 
 
+def contention(load: float | None = None, cores: int | None = None, extra: int = 0) -> float:
+    """How much slower than an idle machine: runnable processes per core (1-minute load), ≥ 1.
+
+    Calibration runs are stored divided by their contention; estimates are multiplied by the
+    contention now. A 2-core machine at load 15 runs a phase about 7x slower than idle.
+    `extra`: processes about to start (the phase's workers) that the load does not count yet.
+    """
+    cores = cores or os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+    return max(1.0, (load + extra) / cores)
+
+
 def candidate_seconds(name: str, cells_m: float, families: dict[str, Any] | None = None) -> float:
     cost = (families or calibration()["families"]).get(name, UNKNOWN_FAMILY)
     return float(cost["fixed_s"]) + float(cost["per_mcell_s"]) * cells_m
@@ -39,16 +55,19 @@ def estimate_seconds(
     workers: int,
     budget: float,
     families: dict[str, Any] | None = None,
+    slowdown: float = 1.0,
+    table: dict[str, Any] | None = None,
 ) -> float:
-    """The model phase's expected wall time, capped by its budget."""
-    table = calibration()
+    """The model phase's expected wall time at `slowdown` (see `contention`), capped by its
+    budget. `families` and `table` override the calibration (benchmarks fit their own)."""
+    table = table or calibration()
     cells_m = rows * max(features, 1) / 1e6
     runs = sorted((candidate_seconds(n, cells_m, families) for n in candidates), reverse=True)
     loads = [0.0] * max(1, min(workers, len(runs) or 1))
     for seconds in runs:  # longest first onto the least loaded worker
         loads[loads.index(min(loads))] += seconds
     phase = float(table["phase_fixed_s"]) + float(table["phase_per_mcell_s"]) * cells_m
-    return min(budget, phase + max(loads, default=0.0))
+    return min(budget, slowdown * (phase + max(loads, default=0.0)))
 
 
 def estimate(
@@ -58,7 +77,10 @@ def estimate(
     table = calibration()
     cores = os.cpu_count() or 1
     workers = max(1, min(workers_setting or cores, len(candidates) or 1))
-    unbounded = estimate_seconds(rows, features, candidates, workers, float("inf"))
+    slowdown = contention(extra=workers)
+    unbounded = estimate_seconds(
+        rows, features, candidates, workers, float("inf"), slowdown=slowdown
+    )
     cells_m = rows * max(features, 1) / 1e6
     memory = table["memory"]
     peak_mb = (
@@ -76,8 +98,10 @@ def estimate(
         "features": features,
         "candidates": candidates,
         "workers": workers,
+        "contention": round(slowdown, 2),
         "calibration": table.get("measured", {}),
-        "note": "estimated from a cost model measured on 2 shared cores; expect ±2x",
+        "note": "a cost model measured on shared cores, scaled by the machine's load now; "
+        "expect ±2x",
     }
 
 

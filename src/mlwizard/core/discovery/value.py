@@ -127,3 +127,32 @@ def _report(
         "saving_share": round(saving / abs(baseline), 4) if baseline else None,
         "costs": costs.to_dict(),
     }
+
+
+def model_roi(
+    discovery: Any, task: str, y: np.ndarray, proba: np.ndarray, threshold: float | None
+) -> dict[str, Any] | None:
+    """The model's saving on labelled rows (class ids `y`, probabilities [N, C]) at its decision
+    threshold (binary; else the most probable class); None without costs or for regression."""
+    costs = Costs.of(discovery)
+    if costs is None or task not in ("binary", "multiclass") or not len(y):
+        return None
+    if task == "binary":
+        scores = proba[:, 1] / proba.sum(axis=1)
+        predicted = scores >= (threshold if threshold is not None else 0.5)
+        report = binary_roi(y == 1, predicted, costs)
+        report["threshold"] = threshold
+        return report
+    return multiclass_roi(y, np.argmax(proba, axis=1), costs)
+
+
+def words(report: dict[str, Any]) -> str:
+    """One line for the phase's messages."""
+    saving = report["saving"]
+    side = "saves" if saving >= 0 else "costs"
+    return (
+        f"value on {report['rows']} test rows: the model {side} {abs(saving):,.4g} "
+        f"({abs(report['saving_per_row'] or 0):.4g} a row) against the baseline "
+        f"({report['baseline_decision']}: net cost {report['baseline_cost']:,.4g}; "
+        f"the model's {report['model_cost']:,.4g})"
+    )

@@ -6,7 +6,6 @@ model.joblib, leaderboard.json, evaluation.json).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pandas as pd
 
 from mlwizard.core.contract.features import feature_frame
 from mlwizard.core.contract.schema import Schema
-from mlwizard.core.discovery import feasibility
+from mlwizard.core.discovery import feasibility, value
 from mlwizard.core.export.onnx_export import make_session, predict_onnx
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
@@ -74,9 +73,8 @@ def finish(
         z = pipeline[:-1].transform(x_test)
         test = families.cluster_scores(z, labels, ctx.config.project.seed)
         train = pd.read_parquet(paths["train"])
-        train_labels = np.asarray(
-            list(predict_onnx(session, feature_frame(train, schema), schema).values())[0]
-        ).ravel()
+        train_outputs = predict_onnx(session, feature_frame(train, schema), schema)
+        train_labels = np.asarray(train_outputs["label"]).ravel()
         evaluation["clusters"] = best.get("clusters")
         evaluation["profiles"] = profiles.cluster_profiles(train, schema, train_labels)
         evaluation["test_cluster_sizes"] = {
@@ -96,9 +94,15 @@ def finish(
         if truth is not None:
             evaluation["ranking"] = profiles.anomaly_ranking(truth, scores)
         extra = {"contamination": best.get("contamination"), "ranking": evaluation.get("ranking")}
+        costs = value.Costs.of(ctx.config.discovery)
+        if truth is not None and costs is not None:  # flagging as the decision
+            roi = value.binary_roi(truth, labels == -1, costs)
+            extra["value"] = evaluation["value"] = roi
+            ctx.message(value.words(roi), value=roi)
     evaluation["test"] = {"rows": len(test_table), "scores": test}
+    shown = ", ".join(f"{k} {fmt(v)}" for k, v in test.items() if v is not None)
     ctx.message(
-        f"test split, used once: {', '.join(f'{k} {fmt(v)}' for k, v in test.items() if v is not None)}",
+        f"test split, used once: {shown}",
         candidate=best["candidate"],
         test=test,
     )
@@ -166,7 +170,10 @@ def _why(best: dict[str, Any], deployable: list[dict[str, Any]], metric: str) ->
             "candidate(s) on, so the first by preference (isolation forest: no assumption about "
             "the shape of the normal rows)"
         )
-    return f"best: {best['candidate']}, the best validation {metric} ({fmt(best['score'])}) of {len(deployable)} deployable candidate(s)"
+    return (
+        f"best: {best['candidate']}, the best validation {metric} ({fmt(best['score'])}) of "
+        f"{len(deployable)} deployable candidate(s)"
+    )
 
 
 def _feasibility(
@@ -179,10 +186,15 @@ def _feasibility(
     measured: float,
 ) -> dict[str, Any]:
     names = [r["candidate"] for r in ordered]
+    slowdown = feasibility.contention()
     estimated = feasibility.estimate_seconds(
-        rows, len(schema.features), names, workers, budget.seconds
+        rows, len(schema.features), names, workers, budget.seconds, slowdown=slowdown
     )
-    return {"estimated_s": round(estimated, 1), "measured_s": round(measured, 1), "at": time.time()}
+    return {
+        "estimated_s": round(estimated, 1),
+        "measured_s": round(measured, 1),
+        "contention": round(slowdown, 2),
+    }
 
 
 def _gate(
@@ -192,7 +204,8 @@ def _gate(
         if reaches(score, success, direction):  # type: ignore[arg-type]
             return []
         return [
-            f"test {metric} {fmt(score)} misses the success threshold {success:g} ([discovery] success_threshold)"
+            f"test {metric} {fmt(score)} misses the success threshold {success:g} "
+            "([discovery] success_threshold in mlwizard.toml)"
         ]
     if baseline is not None and score is not None and score <= baseline:
         return [f"test {metric} {fmt(score)} is no better than a random ranking ({baseline:g})"]

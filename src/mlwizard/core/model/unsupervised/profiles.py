@@ -52,19 +52,14 @@ def cluster_profiles(
                     "top": None if counts.index[0] is None else str(counts.index[0]),
                     "share": round(float(counts.iloc[0] / len(rows)), 4),
                 }
-        distinctive = sorted(
-            (n for n, v in numeric.items() if v["shift_sd"] is not None),
-            key=lambda n: -abs(numeric[n]["shift_sd"]),
-        )[:TOP_FEATURES]
+        shifts = {n: v["shift_sd"] for n, v in numeric.items() if v["shift_sd"] is not None}
+        distinctive = sorted(shifts, key=lambda n: -abs(shifts[n]))[:TOP_FEATURES]
         profiles.append(
             {
                 "cluster": int(cluster),
                 "rows": len(rows),
                 "share": round(len(rows) / len(table), 4) if len(table) else 0.0,
-                "distinctive": [
-                    f"{n} {'higher' if numeric[n]['shift_sd'] > 0 else 'lower'} by {abs(numeric[n]['shift_sd']):.2g} sd"
-                    for n in distinctive
-                ],
+                "distinctive": [_shift_words(n, shifts[n]) for n in distinctive],
                 "numeric": numeric,
                 "categorical": categorical,
             }
@@ -89,6 +84,10 @@ def anomaly_ranking(is_anomaly: np.ndarray, scores: np.ndarray) -> dict[str, Any
         "precision_at_n": round(float((top & is_anomaly).sum() / n), 4),
         "median_rank_percentile": round(float(np.median(ranks[is_anomaly]) / len(scores) * 100), 2),
     }
+
+
+def _shift_words(name: str, shift: float) -> str:
+    return f"{name} {'higher' if shift > 0 else 'lower'} by {abs(shift):.2g} sd"
 
 
 def _numeric(values: pd.Series) -> np.ndarray:

@@ -70,7 +70,7 @@ def _train(job: UnsupervisedJob) -> dict[str, Any]:
     try:
         fit_start = time.perf_counter()
         if job.task == "clustering":
-            k, trials = job.clusters, []
+            k, trials = job.clusters, list[dict[str, Any]]()
             if not k:
                 # Choosing k may use about half the run's share; the final fit needs the rest.
                 k, trials = fam.choose_k(

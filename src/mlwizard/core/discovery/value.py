@@ -105,7 +105,7 @@ def stake(counts: dict[Any, int], positive: Any, costs: Costs) -> dict[str, Any]
         "rows": rows,
         "baseline_decision": decision,
         "baseline_cost": report["baseline_cost"],
-        "baseline_cost_per_row": report["baseline_cost_per_row"],
+        "baseline_cost_per_row": round(baseline / rows, 6),
         "perfect_model_saving": report["saving"],
         "perfect_model_saving_per_row": report["saving_per_row"],
         "costs": costs.to_dict(),

@@ -57,7 +57,7 @@ def model(name: str, seed: int, k: int = 0, contamination: float = 0.05) -> Any:
             n_components=k, covariance_type="full", reg_covar=1e-4, random_state=seed
         ),
         "isolation_forest": lambda: IsolationForest(
-            n_estimators=200, contamination=contamination, random_state=seed, n_jobs=1
+            n_estimators=100, contamination=contamination, random_state=seed, n_jobs=1
         ),
         "robust_distance": lambda: EllipticEnvelope(contamination=contamination, random_state=seed),
     }

@@ -20,8 +20,9 @@ from textual.worker import get_current_worker
 from mlwizard.core.contract.tasks import DEFAULT_METRIC, METRICS
 from mlwizard.core.discovery import approach as approaches
 from mlwizard.core.kernel.config import Config
+from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.tui import loaders
-from mlwizard.tui.messages import ColumnsLoaded, ViewLoaded
+from mlwizard.tui.messages import ColumnsLoaded
 from mlwizard.tui.screens.base import PhaseScreen
 
 TASKS = ("auto", "binary", "multiclass", "regression")
@@ -134,20 +135,14 @@ class DiscoveryScreen(PhaseScreen):
             yield Static("", id="discovery-summary", classes="summary")
 
     # -- loading ---------------------------------------------------------------------------------
-    def reload(self) -> None:
-        self._load()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load-discovery")
-    def _load(self) -> None:
-        view = loaders.discovery_view(self.wizard.workspace)
-        if not get_current_worker().is_cancelled:
-            self.post_message(ViewLoaded(self.PHASE, view))
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="read-columns")
     def _read_columns(self, source: str) -> None:
         read = loaders.read_columns(self.wizard.workspace, source)
         if not get_current_worker().is_cancelled:
             self.post_message(ColumnsLoaded(read))
+
+    def read_view(self, workspace: Workspace) -> loaders.DiscoveryView:
+        return loaders.discovery_view(workspace)
 
     def show_view(self, view: object) -> None:
         assert isinstance(view, loaders.DiscoveryView)

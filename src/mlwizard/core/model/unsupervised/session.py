@@ -36,7 +36,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         for n in ("valid", "test")
     )
     budget = Budget(seconds, started, finish_reserve(seconds, rows, len(names)))
-    out_dir = ctx.workspace.artifact_dir("model") / "candidates"
+    out_dir = ctx.register("candidates", ctx.artifact("candidates"))  # one cached run each
     out_dir.mkdir(parents=True, exist_ok=True)
     fields: dict[str, Any] = {
         "task": task,

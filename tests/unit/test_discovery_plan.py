@@ -69,3 +69,16 @@ def test_roi_counts_errors_against_the_best_constant_decision() -> None:
     assert report["saving"] == -3.0  # an honest loss: this model is worse than flagging everyone
     stake = value.stake({"0": 8, "1": 2}, "1", costs)
     assert stake["baseline_cost"] == 8.0 and stake["perfect_model_saving"] == 8.0
+
+
+def test_model_roi_applies_the_decision_threshold() -> None:
+    section = DiscoverySection(cost_false_positive=1.0, cost_false_negative=10.0)
+    y = np.array([1, 1, 0, 0])
+    proba = np.array([[0.4, 0.6], [0.8, 0.2], [0.7, 0.3], [0.9, 0.1]])
+    at_half = value.model_roi(section, "binary", y, proba, 0.5)
+    at_low = value.model_roi(section, "binary", y, proba, 0.15)
+    assert at_half is not None and at_low is not None
+    assert at_half["false_negatives"] == 1 and at_half["false_positives"] == 0
+    assert at_low["false_negatives"] == 0 and at_low["false_positives"] == 1
+    assert at_low["saving"] > at_half["saving"]  # a missed positive costs ten false alarms
+    assert value.model_roi(DiscoverySection(), "binary", y, proba, 0.5) is None  # no costs

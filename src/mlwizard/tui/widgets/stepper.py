@@ -76,6 +76,7 @@ class PhaseRow(Static):
         if (status, reason) == (self.status, self.reason) and self._rendered:
             return
         self.status, self.reason, self._rendered = status, reason, True
+        self.tooltip = reason or None  # the second line, for when the row is folded to one
         key = PHASE_NAMES.index(self.phase) + 1 if self.phase in PHASE_NAMES else 0
         # Text, not markup: reasons quote user input and error messages, which may hold "[...]".
         self.update(

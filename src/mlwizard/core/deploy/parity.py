@@ -125,7 +125,8 @@ def compare(
     if schema.task in ("clustering", "anomaly"):
         from mlwizard.core.deploy import unsupervised
 
-        return unsupervised.compare(served, native, labels, schema)
+        diff, tolerance, agreement = unsupervised.compare(served, native, labels, schema)
+        return ServiceParity(len(served), diff, tolerance, agreement)
     if schema.task == "regression":
         values = np.array([r["prediction"] for r in served], dtype=np.float64)
         tolerance = REGRESSION_TOLERANCE * (1.0 + float(np.max(np.abs(native))))

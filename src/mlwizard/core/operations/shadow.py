@@ -18,7 +18,7 @@ from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.operations import gate, requestlog
 from mlwizard.core.operations.evaluation import targets
-from mlwizard.core.operations.registry import Registry, now
+from mlwizard.core.operations.registry import Registry, bundle_schema, now
 
 
 def _labels(path: Path, target: str) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def _labels(path: Path, target: str) -> dict[str, Any]:
 def evaluate_shadow(ws: Workspace, log: Path, labels: Path) -> dict[str, Any]:
     registry = Registry(ws.root)
     champion = registry.require()
-    schema = Schema.load(registry.bundle_dir(champion) / "schema.json")
+    schema = bundle_schema(registry.bundle_dir(champion))
     known = _labels(labels, schema.target)
     pairs: dict[str, dict[str, dict[str, Any]]] = {}
     for entry in requestlog.entries(log):

@@ -189,7 +189,8 @@ class DiscoveryScreen(PhaseScreen):
         metric = self.query_one("#metric", Select).value
         if metric == "auto" and task in DEFAULT_METRIC:
             metric = DEFAULT_METRIC[task]
-        direction = METRICS.get(task, {}).get(str(metric), "maximize")  # type: ignore[call-overload]
+        directions: dict[str, str] = dict(METRICS[task]) if task in METRICS else {}
+        direction = directions.get(str(metric), "maximize")
         label.update(f"Success: test {'≥' if direction == 'maximize' else '≤'}")
 
     # -- events ----------------------------------------------------------------------------------

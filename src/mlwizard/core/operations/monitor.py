@@ -35,7 +35,7 @@ from mlwizard.core.operations.evaluation import (
     score_batches,
     targets,
 )
-from mlwizard.core.operations.registry import Registry, now
+from mlwizard.core.operations.registry import Registry, bundle_schema, now
 from mlwizard.core.operations.snapshot import SCORE_BATCH_ROWS, slice_values
 
 VIEW = "mlwizard_current"
@@ -110,7 +110,7 @@ def monitor(
     version = registry.require(version)
     reference = registry.reference(version)
     bundle = registry.bundle_dir(version)
-    schema = Schema.load(bundle / "schema.json")
+    schema = bundle_schema(bundle)
     na_values = ws.load_config().data.na_values if ws.exists() else DEFAULT_NA_VALUES
     con = connect(len(schema.features))
     relation, label, is_log = open_current(con, current, tuple(na_values))

@@ -309,6 +309,8 @@ def _metadata(ctx: PhaseContext, schema: Schema) -> dict[str, Any]:
             "validation": (scores.get("validation") or {}).get(best),
             "baseline_validation": scores.get("baseline"),
         },
+        # Which rows the served model was fitted on, and which model the test score is of.
+        "training": scores.get("training"),
         "decision_threshold": decision_threshold(ctx, schema),
         "parity": None,  # filled in once checked
         "created_at": _now(),

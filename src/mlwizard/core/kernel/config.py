@@ -71,6 +71,10 @@ class ModelSection:
         "catboost",
         "extra_trees",
     )
+    # After the choice, refit the deployed model on every labelled row (train + validation +
+    # test); the test score stays the one of the model refitted on train + validation. False:
+    # deploy the train + validation model, the one the test score belongs to.
+    refit_full: bool = True
     # Execution settings: they change how long and where training runs, not what a model is, so
     # they are left out of the phase's input hash (see `Config.section_hash`).
     time_budget: float = 300.0
@@ -155,7 +159,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return None if value is None else _coerce(value, inner, where)
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if hint in (int, str) and type(value) is hint:
+    if hint in (int, str, bool) and type(value) is hint:
         return value
     raise BadInputError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 

@@ -9,7 +9,7 @@ converts with parity (shared/ONNX_NOTES.md):
   the converter);
 - forests get imputed numerics (the converter ignores scikit-learn's NaN routing in trees);
 - CatBoost gets ordinal-encoded categoricals (its ONNX export refuses categorical features);
-- linear models get imputed, scaled numerics and one-hot categoricals.
+- linear models and the MLP get imputed, scaled numerics and one-hot categoricals.
 Unseen categories map to -1 (ordinal) or all zeros (one-hot).
 """
 
@@ -46,6 +46,8 @@ class Family:
     trials: int  # configurations tried by the search, the defaults first; 0: no CV either
     weight: float  # relative share of the workers' time
     booster: str = ""  # "hgb" | "catboost": early stopping on an inner holdout, refit on CV rounds
+    # Classifiers on imbalanced classes: this model parameter and the balanced values to search.
+    balance: tuple[str, tuple[Any, ...]] | None = None
 
 
 def _columns(schema: Schema, numeric: Any, categorical: Any) -> ColumnTransformer:
@@ -104,6 +106,33 @@ def linear(schema: Schema, seed: int, threads: int) -> Pipeline:
         model: Any = Ridge(alpha=1.0, random_state=seed)
     else:
         model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    return Pipeline([("columns", columns), ("model", model)])
+
+
+def mlp(schema: Schema, seed: int, threads: int) -> Pipeline:
+    """A small neural network behind the linear model's scaling and one-hot encoding."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    columns = _columns(
+        schema,
+        make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+        OneHotEncoder(handle_unknown="ignore"),
+    )
+    kind: Any = MLPRegressor if schema.task == "regression" else MLPClassifier
+    # Early stopping on an inner 10% holdout bounds the epochs (and the time) by itself.
+    model = kind(
+        hidden_layer_sizes=(64, 32),
+        alpha=1e-4,
+        learning_rate_init=1e-3,
+        batch_size=256,
+        max_iter=200,
+        early_stopping=True,
+        n_iter_no_change=10,
+        random_state=seed,
+    )
     return Pipeline([("columns", columns), ("model", model)])
 
 
@@ -185,6 +214,14 @@ def _linear_space(rng: np.random.Generator, task: str) -> Params:
     return {"C": _log_uniform(rng, 1e-3, 1e2)}
 
 
+def _mlp_space(rng: np.random.Generator, task: str) -> Params:
+    return {
+        "hidden_layer_sizes": _pick(rng, [(32,), (64,), (128,), (64, 32), (128, 64)]),
+        "alpha": _log_uniform(rng, 1e-5, 1e-1),
+        "learning_rate_init": _log_uniform(rng, 3e-4, 1e-2),
+    }
+
+
 def _forest_space(rng: np.random.Generator, task: str) -> Params:
     return {
         "max_features": _pick(rng, ["sqrt", 0.3, 0.6, 1.0]),
@@ -216,16 +253,54 @@ FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family("dummy", dummy, None, trials=0, weight=0.02),
-        Family("linear", linear, _linear_space, trials=8, weight=0.3),
-        Family("hist_gradient_boosting", hist_gradient_boosting, _hgb_space, 16, 1.0, "hgb"),
-        Family("random_forest", random_forest, _forest_space, trials=8, weight=0.8),
-        Family("catboost", catboost, _catboost_space, trials=10, weight=1.2, booster="catboost"),
-        Family("extra_trees", extra_trees, _forest_space, trials=8, weight=0.6),
+        Family(
+            "linear", linear, _linear_space, 8, 0.3, balance=("class_weight", (None, "balanced"))
+        ),
+        Family(
+            "hist_gradient_boosting",
+            hist_gradient_boosting,
+            _hgb_space,
+            16,
+            1.0,
+            "hgb",
+            balance=("class_weight", (None, "balanced")),
+        ),
+        Family(
+            "random_forest",
+            random_forest,
+            _forest_space,
+            8,
+            0.8,
+            balance=("class_weight", (None, "balanced", "balanced_subsample")),
+        ),
+        Family(
+            "catboost",
+            catboost,
+            _catboost_space,
+            10,
+            1.2,
+            "catboost",
+            balance=("auto_class_weights", (None, "Balanced", "SqrtBalanced")),
+        ),
+        Family(
+            "extra_trees",
+            extra_trees,
+            _forest_space,
+            8,
+            0.6,
+            balance=("class_weight", (None, "balanced", "balanced_subsample")),
+        ),
+        Family("mlp", mlp, _mlp_space, trials=6, weight=0.5),
     )
 }
 # Start order: cheap and strong first, so a short budget still ends with good finished runs.
 START_ORDER = tuple(FAMILIES)
-DEFAULT_CANDIDATES = tuple(FAMILIES)
+# The MLP is available ([model] candidates) but not a default: on tables it rarely beats the
+# boosters, and on a short budget its share is better spent on them.
+DEFAULT_CANDIDATES = tuple(n for n in FAMILIES if n != "mlp")
+# A classification task is imbalanced (balanced variants join the search) when its smallest
+# class has under this share of the largest one's rows.
+IMBALANCE_RATIO = 1 / 3
 
 
 def check_names(names: tuple[str, ...] | list[str]) -> None:
@@ -262,23 +337,38 @@ def build(
     return pipeline
 
 
-def sample_params(name: str, task: str, seed: int, trials: int) -> list[Params]:
+def sample_params(
+    name: str, task: str, seed: int, trials: int, imbalanced: bool = False
+) -> list[Params]:
     """The configurations a search tries, in order: the defaults, then seeded random draws.
 
-    Seeded per family, so the same seed gives the same configurations whatever else runs.
+    Seeded per family, so the same seed gives the same configurations whatever else runs. On an
+    `imbalanced` classification task the defaults with the first balanced class weighting come
+    second, and every random draw also draws a class weighting.
     """
     family = FAMILIES[name]
     if family.space is None or trials <= 0:
         return [{}]
     rng = np.random.default_rng([seed, sum(name.encode())])
     configs: list[Params] = [{}]
+    balance = family.balance if imbalanced and task != "regression" else None
+    if balance is not None and trials > 1:
+        configs.append({balance[0]: balance[1][1]})
     attempts = 0
     while len(configs) < trials and attempts < trials * 20:
         attempts += 1
         params = family.space(rng, task)
+        if balance is not None:
+            params[balance[0]] = _pick(rng, list(balance[1]))
         if params not in configs:
             configs.append(params)
     return configs
+
+
+def imbalanced(class_balance: dict[str, float] | None) -> bool:
+    """Whether the smallest class share is under `IMBALANCE_RATIO` of the largest."""
+    shares = [float(v) for v in (class_balance or {}).values()]
+    return len(shares) > 1 and min(shares) < IMBALANCE_RATIO * max(shares)
 
 
 def describe(pipeline: Pipeline) -> dict[str, Any]:

@@ -102,6 +102,13 @@ def run(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout; progress on stderr.")
     ] = False,
+    hypothesis: Annotated[
+        str | None,
+        typer.Option(
+            help="What this experiment tests; stored with the next model run "
+            "(see `mlwizard experiments`)."
+        ),
+    ] = None,
 ) -> None:
     """Run phases headless, skipping those whose inputs have not changed."""
     from mlwizard.core import runner
@@ -110,6 +117,10 @@ def run(
     with errors_to_exit_codes():
         workspace = Workspace(project)
         _apply_data_options(workspace, data, target)
+        if hypothesis and hypothesis.strip():
+            from mlwizard.core.model.hypotheses import set_pending
+
+            set_pending(workspace, hypothesis)
         report = runner.run(
             workspace,
             runner.resolve_phases(phase.value),

@@ -51,14 +51,29 @@ class Family:
 
 
 def _columns(schema: Schema, numeric: Any, categorical: Any) -> ColumnTransformer:
-    """Route numeric and categorical inputs; a kind with no columns gets no transformer."""
-    from sklearn.compose import ColumnTransformer
+    """Route numeric and categorical inputs; a kind with no columns gets no transformer.
 
-    parts = []
+    Datetimes become calendar parts, then go the numerics' way; each free-text column becomes
+    bounded TF-IDF weights (both inside the graph: `export.features_graph`).
+    """
+    from sklearn.base import clone
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    from mlwizard.core.export.features_graph import DateParts, text_vectorizer
+
+    parts: list[tuple[str, Any, Any]] = []
     if schema.numeric:
         parts.append(("numeric", numeric, [f.input for f in schema.numeric]))
     if schema.categorical:
         parts.append(("categorical", categorical, [f.input for f in schema.categorical]))
+    if schema.datetime:
+        after = (
+            DateParts() if numeric == "passthrough" else make_pipeline(DateParts(), clone(numeric))
+        )
+        parts.append(("datetime", after, [f.input for f in schema.datetime]))
+    for index, feature in enumerate(schema.text):  # one column name, not a list: 1-D text
+        parts.append((f"text{index}", text_vectorizer(), feature.input))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 

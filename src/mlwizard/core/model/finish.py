@@ -25,7 +25,7 @@ from mlwizard.core.export.onnx_export import make_session, predict_onnx
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import MlwizardError
-from mlwizard.core.model import analysis, choice, ensemble, fitting, refit, threshold
+from mlwizard.core.model import analysis, choice, ensemble, fitting, hypotheses, refit, threshold
 from mlwizard.core.model.budget import Budget
 from mlwizard.core.model.candidates import BASELINE
 from mlwizard.core.model.leaderboard import RunLog, fmt, leaderboard, left_out, summary, why_best
@@ -121,9 +121,6 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     ctx.message(
         _test_words(test, i.metric, schema.task, cut), candidate=best["candidate"], test=test
     )
-    i.log.store.record_choice(
-        i.log.phase_run_id, best["candidate"], metric=i.metric, direction=i.direction, test=test
-    )
 
     warnings = analysis.too_good(best["validation"], i.metric, _audit_path(ctx))
     for warning in warnings:
@@ -153,7 +150,24 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "error_analysis": _error_analysis(ctx, i, valid, valid_pred, cut, outputs, best["joblib"]),
         "warnings": warnings,
     }
+    proposals = hypotheses.propose(
+        evaluation["error_analysis"], evaluation["validation"], [f.name for f in schema.features]
+    )
+    evaluation["proposed_hypotheses"] = proposals
     outputs["evaluation"] = atomic.write_json(ctx.artifact("evaluation.json"), evaluation)
+    hypothesis = hypotheses.take_pending(ctx.workspace)
+    best_params = (best.get("search") or {}).get("best", {}).get("params", {})
+    i.log.store.record_choice(
+        i.log.phase_run_id,
+        best["candidate"],
+        metric=i.metric,
+        direction=i.direction,
+        test=test,
+        hypothesis=hypothesis,
+        data_fingerprint=ctx.upstream["data"].fingerprint,
+        params=best_params or best.get("params"),
+        proposals=proposals,
+    )
     metrics = {
         "task": schema.task,
         "metric": i.metric,
@@ -173,7 +187,9 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "training": training,
         "chosen_by": choice.how_chosen(best, i.metric),
         "cv": _cv_plan(finished),
-        "best_params": (best.get("search") or {}).get("best", {}).get("params", {}),
+        "best_params": best_params,
+        "hypothesis": hypothesis,
+        "proposed_hypotheses": proposals,
         "split_strategy": i.split.get("strategy"),
         "warnings": warnings,
         "success_threshold": ctx.upstream["discovery"].metrics.get("success_threshold"),

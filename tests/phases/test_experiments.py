@@ -24,9 +24,9 @@ from mlwizard.cli.experiments import experiments
 from mlwizard.core import runner
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.kernel.workspace import Checkpoint, Workspace
+from mlwizard.core.model import hypotheses
 from mlwizard.core.model.experiment_query import compare_runs, list_phase_runs, list_runs
 from mlwizard.core.model.experiments import STORE_FILE, ExperimentStore, package_versions
-from mlwizard.core.model import hypotheses
 from mlwizard.core.model.tracking import STATUS, TrackingError, flush_all
 from mlwizard.core.scaffold import create_project
 

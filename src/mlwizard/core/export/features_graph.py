@@ -285,7 +285,6 @@ def register() -> None:
 
 def text_vectorizer() -> Any:
     """Bounded TF-IDF of words and word pairs, on the grid, in a form that converts with parity."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_pipeline
 
     return make_pipeline(text_tfidf(), Grid())

@@ -96,15 +96,18 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
     if classifier:
         _check_classes(pipeline, schema)
     options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if classifier else None
+    skewed = isinstance(pipeline, features_graph.SkewedTarget)
     try:
         model = convert_sklearn(
-            pipeline,
+            pipeline.plain() if skewed else pipeline,
             initial_types=initial_types(schema),
             target_opset=TARGET_OPSET,
             options=options,
         )
     except Exception as exc:  # converters raise anything from KeyError to RuntimeError
         raise ExportError(_conversion_reason(exc)) from exc
+    if skewed:  # the log-scale prediction mapped back, inside the graph
+        model = features_graph.append_inverse(model)
     data = model.SerializeToString()
     expected = CLASSIFIER_OUTPUTS if classifier else REGRESSOR_OUTPUTS
     try:

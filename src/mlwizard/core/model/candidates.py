@@ -316,6 +316,10 @@ DEFAULT_CANDIDATES = tuple(n for n in FAMILIES if n != "mlp")
 # A classification task is imbalanced (balanced variants join the search) when its smallest
 # class has under this share of the largest one's rows.
 IMBALANCE_RATIO = 1 / 3
+# A search parameter that is not the model's: "log" fits a regression on a signed log target.
+TARGET_PARAM = "target_scale"
+SKEW = 1.0  # |sample skewness| of a regression target above which a log scale is searched
+SKEW_MIN_ROWS = 50
 
 
 def check_names(names: tuple[str, ...] | list[str]) -> None:
@@ -342,8 +346,14 @@ def build(
     """
     check_names([name])
     pipeline = FAMILIES[name].build(schema, seed, threads)
+    params = dict(params or {})
+    target = params.pop(TARGET_PARAM, None)
     if params:
         pipeline.set_params(**{f"model__{key}": value for key, value in params.items()})
+    if target == "log" and schema.task == "regression":
+        from mlwizard.core.export.features_graph import SkewedTarget
+
+        pipeline = SkewedTarget(pipeline.steps)
     if name in FORESTS and rows:
         model = pipeline.steps[-1][1]
         floor = max(1, rows // MAX_FOREST_LEAVES)
@@ -353,13 +363,14 @@ def build(
 
 
 def sample_params(
-    name: str, task: str, seed: int, trials: int, imbalanced: bool = False
+    name: str, task: str, seed: int, trials: int, imbalanced: bool = False, skewed: bool = False
 ) -> list[Params]:
     """The configurations a search tries, in order: the defaults, then seeded random draws.
 
     Seeded per family, so the same seed gives the same configurations whatever else runs. On an
     `imbalanced` classification task the defaults with the first balanced class weighting come
-    second, and every random draw also draws a class weighting.
+    second, and every random draw also draws a class weighting. On a `skewed` regression target
+    the defaults on a log scale (`TARGET_PARAM`) come next, and every draw also draws the scale.
     """
     family = FAMILIES[name]
     if family.space is None or trials <= 0:
@@ -369,15 +380,30 @@ def sample_params(
     balance = family.balance if imbalanced and task != "regression" else None
     if balance is not None and trials > 1:
         configs.append({balance[0]: balance[1][1]})
+    log_scale = skewed and task == "regression" and name != BASELINE
+    if log_scale and len(configs) < trials:
+        configs.append({TARGET_PARAM: "log"})
     attempts = 0
     while len(configs) < trials and attempts < trials * 20:
         attempts += 1
         params = family.space(rng, task)
         if balance is not None:
             params[balance[0]] = _pick(rng, list(balance[1]))
+        if log_scale and rng.random() < 0.5:
+            params[TARGET_PARAM] = "log"
         if params not in configs:
             configs.append(params)
     return configs
+
+
+def skewed(y: np.ndarray) -> bool:
+    """A long-tailed regression target: |sample skewness| above `SKEW`."""
+    values = np.asarray(y, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    spread = float(np.std(values)) if len(values) else 0.0
+    if len(values) < SKEW_MIN_ROWS or spread == 0.0:
+        return False
+    return abs(float(np.mean((values - values.mean()) ** 3)) / spread**3) > SKEW
 
 
 def imbalanced(class_balance: dict[str, float] | None) -> bool:

@@ -56,8 +56,11 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     data_hash = {n: ctx.workspace.file_hash(paths[n]) for n in ("train", "valid", "schema")}
     balance = _class_balance(ctx)
+    skewed = schema.task == "regression" and _skewed(paths["train"], schema.target)
     planned = {
-        name: _plan(name, schema.task, seed, metric, strategy, column, data_hash, out_dir, balance)
+        name: _plan(
+            name, schema.task, seed, metric, strategy, column, data_hash, out_dir, balance, skewed
+        )
         for name in names
     }
     log = RunLog(ctx, metric, seed)
@@ -214,13 +217,14 @@ def _plan(
     data_hash: dict[str, str],
     out_dir: Path,
     class_balance: dict[str, float] | None = None,
+    skewed: bool = False,
 ) -> Planned:
     trials = FAMILIES[name].trials
     cap = os.environ.get(TRIALS_ENV, "").strip()
     if cap.isdigit() and trials:
         trials = max(1, min(trials, int(cap)))
     imbalanced = candidates.imbalanced(class_balance)
-    configs = tuple(candidates.sample_params(name, task, seed, trials, imbalanced))
+    configs = tuple(candidates.sample_params(name, task, seed, trials, imbalanced, skewed))
     key = runcache.run_key(
         candidate=name,
         configs=configs,
@@ -237,6 +241,14 @@ def _preload() -> None:
     """Load the final evaluation's code (and skl2onnx, for an ensemble's export)."""
     for module in ("mlwizard.core.model.finish", "skl2onnx"):
         importlib.import_module(module)
+
+
+def _skewed(train: Path, target: str) -> bool:
+    """Whether the regression target is long-tailed (a log scale joins the search)."""
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(train, columns=[target]).column(0)
+    return candidates.skewed(column.to_numpy(zero_copy_only=False))
 
 
 def _class_balance(ctx: PhaseContext) -> dict[str, float] | None:

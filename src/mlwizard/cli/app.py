@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +16,10 @@ from mlwizard.cli.output import (
     progress_printer,
     report_failure,
 )
+from mlwizard.core.runner import PHASE_NAMES
+
+if TYPE_CHECKING:
+    from mlwizard.core.kernel.workspace import Workspace
 
 app = typer.Typer(
     name="mlwizard",
@@ -28,13 +31,14 @@ app = typer.Typer(
 )
 
 
-class Phase(StrEnum):
-    discovery = "discovery"
-    data = "data"
-    model = "model"
-    deploy = "deploy"
-    operations = "operations"
-    all = "all"
+# The CLI's choices come from the core's phase table (light to import: no heavy library).
+PHASE_CHOICES = (*PHASE_NAMES, "all")
+
+
+def _phase_choice(value: str) -> str:
+    if value not in PHASE_CHOICES:
+        raise typer.BadParameter(f"'{value}' is not one of {', '.join(PHASE_CHOICES)}")
+    return value
 
 
 ProjectOption = Annotated[
@@ -86,7 +90,15 @@ def new(
 
 @app.command()
 def run(
-    phase: Annotated[Phase, typer.Option(help="The phase to run; `all` runs what is needed.")],
+    phase: Annotated[
+        str,
+        typer.Option(
+            metavar="[" + "|".join(PHASE_CHOICES) + "]",
+            callback=_phase_choice,
+            autocompletion=lambda: list(PHASE_CHOICES),
+            help="The phase to run; `all` runs what is needed.",
+        ),
+    ],
     project: ProjectOption = Path("."),
     data: Annotated[
         str | None,
@@ -101,6 +113,9 @@ def run(
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout; progress on stderr.")
+    ] = False,
+    with_upstream: Annotated[
+        bool, typer.Option(help="Also run the phases it needs that are not up to date.")
     ] = False,
     hypothesis: Annotated[
         str | None,
@@ -123,7 +138,7 @@ def run(
             set_pending(workspace, hypothesis)
         report = runner.run(
             workspace,
-            runner.resolve_phases(phase.value),
+            runner.resolve_phases(phase, upstream=with_upstream),
             time_budget=time_budget,
             emit=progress_printer(),
         )
@@ -136,7 +151,7 @@ def run(
     raise typer.Exit(report.exit_code)
 
 
-def _apply_data_options(workspace, data: Path | None, target: str | None) -> None:
+def _apply_data_options(workspace: Workspace, data: str | None, target: str | None) -> None:
     """`--data/--target` create the config on a first run, or update it."""
     from mlwizard.core.kernel.config import update_config_file
     from mlwizard.core.kernel.errors import BadInputError
@@ -186,8 +201,11 @@ def _print_summary(report) -> None:
 
 
 @app.command()
-def status(project: ProjectOption = Path(".")) -> None:
-    """Show each phase's checkpoint: done, stale, pending or failed, and why."""
+def status(
+    project: ProjectOption = Path("."),
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Show each phase's checkpoint: done, stale, pending or failed, why, and what fixes it."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -196,9 +214,14 @@ def status(project: ProjectOption = Path(".")) -> None:
 
     with errors_to_exit_codes():
         states = project_status(Workspace(project))
+    if json_output:
+        print_json(
+            {"project": str(Path(project).resolve()), "phases": [s.to_json() for s in states]}
+        )
+        return
     colours = {"done": "green", "stale": "yellow", "failed": "red", "pending": "dim"}
     table = Table(title=f"mlwizard project {Path(project).resolve()}")
-    for column in ("phase", "status", "why", "finished", "took"):
+    for column in ("phase", "status", "why", "to fix", "finished", "took"):
         table.add_column(column)
     for state in states:
         cp = state.checkpoint
@@ -206,6 +229,7 @@ def status(project: ProjectOption = Path(".")) -> None:
             state.phase,
             f"[{colours[state.status]}]{state.status}[/]",
             escape(state.reason),
+            escape(state.fix),
             cp.finished_at if cp else "",
             f"{cp.duration_s:.1f}s" if cp else "",
         )

@@ -306,7 +306,7 @@ def text_tfidf() -> Any:
     )
 
 
-# -- a skewed regression target ---------------------------------------------------------------------
+# -- a skewed regression target ----------------------------------------------------------------
 class SkewedTarget(Pipeline):
     """A regression pipeline fitted on sign(y) log(1 + |y|) whose predictions are mapped back.
 

@@ -10,12 +10,9 @@ from typing import Any
 
 from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.kernel.context import PhaseContext
+from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.model.choice import rank_score
 from mlwizard.core.model.experiments import STORE_FILE, ExperimentStore
-
-
-def fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
 
 
 class RunLog:
@@ -27,7 +24,7 @@ class RunLog:
         self.seed = seed
         self.phase_run_id = uuid.uuid4().hex
         self.store = ExperimentStore(
-            ctx.workspace.state_dir / STORE_FILE,
+            ctx.register("experiments", ctx.workspace.state_dir / STORE_FILE),
             tracking_uri=ctx.config.model.tracking_uri or None,
             experiment=ctx.config.project.name,
         )

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
-from mlwizard.core.runner import PHASE_NAMES
+from mlwizard.core.runner import PHASE_NAMES, PHASE_TITLES
 
 # What the UI shows for a phase: the core's statuses plus "running", which only the UI knows.
 RowStatus = Literal["pending", "running", "done", "stale", "failed"]
@@ -22,13 +22,6 @@ ICONS: dict[str, str] = {
     "done": "●",
     "stale": "◌",
     "failed": "✘",
-}
-TITLES: dict[str, str] = {
-    "discovery": "Discovery",
-    "data": "Data",
-    "model": "Model",
-    "deploy": "Deployment",
-    "operations": "Operations",
 }
 
 
@@ -87,7 +80,7 @@ class PhaseRow(Static):
             Text.assemble(
                 (f"{key} ", "dim"),
                 f"{ICONS[status]} ",
-                (f"{TITLES.get(self.phase, self.phase):<11}", "bold"),
+                (f"{PHASE_TITLES.get(self.phase, self.phase):<11}", "bold"),
                 status,
                 "\n    ",
                 (reason, "dim"),

@@ -185,3 +185,27 @@ def test_a_skewed_target_is_fitted_on_a_log_scale_and_inverted_in_the_graph(name
     assert np.median(predicted) > 10  # the target's scale, not the log's
     parity = check_parity(pipeline, export_pipeline(pipeline, schema, x), x[400:], schema)
     assert parity.ok, parity
+
+
+def test_the_data_phase_keeps_dates_and_text_as_features(tmp_path: Path) -> None:
+    from helpers.model import real_project
+    from mlwizard.core.kernel.workspace import Workspace
+
+    table = _table(300, 4)
+    table["ordered at"] = pd.to_datetime(table["ordered at"], unit="s").dt.strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
+    rng = np.random.default_rng(5)
+    table["review"] = [  # free text: long, mostly distinct, with spaces
+        f"{w} and then some more words about order number {i}" if rng.random() > 0.1 else None
+        for i, w in enumerate(rng.choice(WORDS, len(table)))
+    ]
+    ws: Workspace = real_project(tmp_path, table, {"candidates": ["dummy"]})
+    schema = Schema.load(ws.resolve(ws.read_checkpoint("data").outputs["schema"]))
+    kinds = {f.name: f.kind for f in schema.features}
+    assert kinds["ordered at"] == "datetime" and kinds["review"] == "text", kinds
+    train = pd.read_parquet(ws.resolve(ws.read_checkpoint("data").outputs["train"]))
+    frame = feature_frame(train, schema)
+    seconds = frame[schema.datetime[0].input].dropna()
+    assert seconds.between(datetime(2019, 1, 1, tzinfo=UTC).timestamp() - 1, 2e9).all()
+    assert frame[schema.text[0].input].str.islower().all()

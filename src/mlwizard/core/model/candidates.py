@@ -15,7 +15,6 @@ Unseen categories map to -1 (ordinal) or all zeros (one-hot).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.model import spaces
 
 if TYPE_CHECKING:  # scikit-learn loads inside the builders: the parent plans without it
     from sklearn.compose import ColumnTransformer
@@ -81,15 +81,6 @@ def _ordinal() -> Any:
     from sklearn.preprocessing import OrdinalEncoder
 
     return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float32)
-
-
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
-    return float(round(math.exp(rng.uniform(math.log(low), math.log(high))), 6))
-
-
-def _pick(rng: np.random.Generator, values: list[Any]) -> Any:
-    value = values[int(rng.integers(len(values)))]
-    return value.item() if isinstance(value, np.generic) else value
 
 
 # -- builders -------------------------------------------------------------------------------------
@@ -220,61 +211,22 @@ def catboost(schema: Schema, seed: int, threads: int) -> Pipeline:
     return Pipeline([("columns", columns), ("model", model)])
 
 
-# -- search spaces --------------------------------------------------------------------------------
-
-
-def _linear_space(rng: np.random.Generator, task: str) -> Params:
-    if task == "regression":
-        return {"alpha": _log_uniform(rng, 1e-3, 1e3)}
-    return {"C": _log_uniform(rng, 1e-3, 1e2)}
-
-
-def _mlp_space(rng: np.random.Generator, task: str) -> Params:
-    return {
-        "hidden_layer_sizes": _pick(rng, [(32,), (64,), (128,), (64, 32), (128, 64)]),
-        "alpha": _log_uniform(rng, 1e-5, 1e-1),
-        "learning_rate_init": _log_uniform(rng, 3e-4, 1e-2),
-    }
-
-
-def _forest_space(rng: np.random.Generator, task: str) -> Params:
-    return {
-        "max_features": _pick(rng, ["sqrt", 0.3, 0.6, 1.0]),
-        "min_samples_leaf": _pick(rng, [1, 2, 4, 8, 16]),
-        "max_depth": _pick(rng, [None, 12, 24]),
-    }
-
-
-def _hgb_space(rng: np.random.Generator, task: str) -> Params:
-    return {
-        "learning_rate": _log_uniform(rng, 0.02, 0.3),
-        "max_leaf_nodes": _pick(rng, [15, 31, 63, 127]),
-        "min_samples_leaf": _pick(rng, [5, 10, 20, 40, 80]),
-        "l2_regularization": _pick(rng, [0.0, 0.01, 0.1, 1.0, 10.0]),
-        "max_features": _pick(rng, [1.0, 0.8, 0.5]),
-    }
-
-
-def _catboost_space(rng: np.random.Generator, task: str) -> Params:
-    return {
-        "depth": _pick(rng, [4, 5, 6, 7, 8]),
-        "learning_rate": _log_uniform(rng, 0.02, 0.25),
-        "l2_leaf_reg": _log_uniform(rng, 1.0, 20.0),
-        "random_strength": _pick(rng, [0.5, 1.0, 2.0]),
-    }
-
-
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family("dummy", dummy, None, trials=0, weight=0.02),
         Family(
-            "linear", linear, _linear_space, 8, 0.3, balance=("class_weight", (None, "balanced"))
+            "linear",
+            linear,
+            spaces.linear_space,
+            8,
+            0.3,
+            balance=("class_weight", (None, "balanced")),
         ),
         Family(
             "hist_gradient_boosting",
             hist_gradient_boosting,
-            _hgb_space,
+            spaces.hgb_space,
             16,
             1.0,
             "hgb",
@@ -283,7 +235,7 @@ FAMILIES: dict[str, Family] = {
         Family(
             "random_forest",
             random_forest,
-            _forest_space,
+            spaces.forest_space,
             8,
             0.8,
             balance=("class_weight", (None, "balanced", "balanced_subsample")),
@@ -291,7 +243,7 @@ FAMILIES: dict[str, Family] = {
         Family(
             "catboost",
             catboost,
-            _catboost_space,
+            spaces.catboost_space,
             10,
             1.2,
             "catboost",
@@ -300,12 +252,12 @@ FAMILIES: dict[str, Family] = {
         Family(
             "extra_trees",
             extra_trees,
-            _forest_space,
+            spaces.forest_space,
             8,
             0.6,
             balance=("class_weight", (None, "balanced", "balanced_subsample")),
         ),
-        Family("mlp", mlp, _mlp_space, trials=6, weight=0.5),
+        Family("mlp", mlp, spaces.mlp_space, trials=6, weight=0.5),
     )
 }
 # Start order: cheap and strong first, so a short budget still ends with good finished runs.
@@ -388,7 +340,7 @@ def sample_params(
         attempts += 1
         params = family.space(rng, task)
         if balance is not None:
-            params[balance[0]] = _pick(rng, list(balance[1]))
+            params[balance[0]] = spaces.pick(rng, list(balance[1]))
         if log_scale and rng.random() < 0.5:
             params[TARGET_PARAM] = "log"
         if params not in configs:

@@ -265,7 +265,7 @@ def datetime_column(facts: TableFacts) -> Iterator[Finding]:
                 name,
                 "a date/time column: the model uses its calendar parts (year, month, day, day of "
                 "week, hour, days since the first date), derived inside the exported graph",
-                f'if rows will come from the future, consider a time split ([split] strategy = '
+                f"if rows will come from the future, consider a time split ([split] strategy = "
                 f'"time", time_column = {key}); list it in [data] exclude to leave it out',
             )
 

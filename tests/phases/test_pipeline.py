@@ -88,7 +88,7 @@ def test_cancel_stops_a_phase_and_it_reruns(make_project) -> None:
     cancel.set()
     with pytest.raises(CancelledError):
         runner.run_phase(ws, "data", cancel=cancel)
-    assert statuses(ws)["data"] == "failed"
+    assert statuses(ws)["data"] == "cancelled"  # issue 9, bug 5: a cancel is not a failure
     assert runner.run(ws, ["data"]).phases["data"].status == "done"
 
 
@@ -202,3 +202,23 @@ def test_require_names_the_phase_to_rerun(make_project) -> None:
     ctx.require("data", "train").unlink()
     with pytest.raises(BadInputError, match=r"missing; rerun `mlwizard run --phase data`"):
         ctx.require("data", "train")
+
+
+def test_ctrl_c_is_recorded_as_cancelled_not_as_an_internal_error(
+    make_project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9, bug 5: after Ctrl-C the reason was `KeyboardInterrupt: `."""
+    ws = make_project(synthetic_frame())
+
+    def interrupted(ctx: PhaseContext) -> PhaseResult:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.PhaseSpec, "load", lambda self: interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_phase(ws, "discovery")
+    state = runner.phase_state(ws, ws.load_config(), "discovery")
+    assert (state.status, state.checkpoint and state.checkpoint.error) == (
+        "cancelled",
+        "phase discovery cancelled",
+    )
+    assert "KeyboardInterrupt" not in state.reason and "mlwizard run --phase discovery" in state.fix

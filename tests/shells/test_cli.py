@@ -130,3 +130,17 @@ def test_with_upstream_runs_what_the_phase_needs(tmp_path: Path) -> None:
 def test_version_and_help(args: tuple[str, ...]) -> None:
     result = invoke(*args)
     assert result.exit_code == 0 and result.stdout.strip()
+
+
+def test_demo_names_commands_the_user_can_paste(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make demo` does not activate the venv: its closing commands name the venv's binaries
+    when `mlwizard` is not on PATH, and by name when it is."""
+    import sys
+
+    from mlwizard.cli.app import _command
+
+    bin_dir = Path(sys.executable).parent
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert _command() == (str(bin_dir / "mlwizard"), f"{bin_dir}/")
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert _command() == ("mlwizard", "")

@@ -311,6 +311,27 @@ async def test_new_project_dialog_writes_a_config(tmp_path: Path) -> None:
         assert screen.query_one("#target", Select).value == "species"
 
 
+async def test_target_drop_down_fills_once_the_typed_path_reads(tmp_path: Path) -> None:
+    """Issue 9: no need to press Read; a half-typed path is not reported as an error."""
+    (tmp_path / "data.csv").write_text(
+        "a,b,label\n" + "".join(f"{i},{i % 3},x\n" for i in range(20))
+    )
+    (tmp_path / "mlwizard.toml").write_text('[data]\nsource = ""\n')
+    app = MlwizardApp(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        await pilot.click("#source")
+        await pilot.press(*"data.cs")
+        await pilot.pause(0.8)
+        await settle(app, pilot)
+        assert "✘" not in str(screen.query_one("#source-status", Static).content)
+        await pilot.press("v")
+        target = screen.query_one("#target", Select)
+        await wait_until(lambda: len(target._options) > 3, RESPONSE_TIMEOUT, 0.05)
+        assert "3 columns" in str(screen.query_one("#source-status", Static).content)
+
+
 async def test_invalid_config_shows_its_error(tmp_path: Path) -> None:
     (tmp_path / "mlwizard.toml").write_text("[data\n")
     app = MlwizardApp(tmp_path)
@@ -381,7 +402,7 @@ async def test_keys_respond_while_a_slow_phase_runs_and_c_cancels(
         # The phase checks ctx.cancel every 10 ms; the rest is the core recording the failure.
         await wait_until(lambda: app.running_phase is None, RESPONSE_TIMEOUT)
         await settle(app, pilot)
-        assert row(app, "data").status == "failed"
+        assert row(app, "data").status == "cancelled"  # issue 9, bug 5: not "failed"
         assert "cancelled" in row(app, "data").reason
         assert ("phase data cancelled", "warning") in notes
 
@@ -493,7 +514,7 @@ async def test_q_during_a_run_cancels_it(project: Path, fake_phases: dict[str, P
     # Quitting asked the core to stop, rather than waiting out the phase's remaining seconds.
     checkpoint = Workspace(project).read_checkpoint("discovery")
     assert checkpoint is not None
-    assert (checkpoint.status, checkpoint.error) == ("failed", "phase discovery cancelled")
+    assert (checkpoint.status, checkpoint.error) == ("cancelled", "phase discovery cancelled")
 
 
 def test_importing_the_package_does_not_import_textual() -> None:

@@ -217,7 +217,7 @@ async def test_keys_answer_during_a_real_model_run_and_c_cancels_it(
         cancel_s = time.perf_counter() - t0
         await settle(app, pilot)
         reason = app.screen.query_one(PhaseStepper).row("model").reason
-        assert (app.phase_status("model"), "cancelled" in reason) == ("failed", True), reason
+        assert (app.phase_status("model"), "cancelled" in reason) == ("cancelled", True), reason
     latencies = [t for t, _ in timings]
     with capsys.disabled():
         print(

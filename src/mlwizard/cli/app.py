@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlwizard import __version__
+from mlwizard.cli import operations
 from mlwizard.cli.experiments import experiments
 from mlwizard.cli.output import (
+    err,
     errors_to_exit_codes,
     out,
     print_json,
@@ -75,12 +77,13 @@ def new(
     data: Annotated[Path | None, typer.Option(help="A CSV or Parquet file to copy in.")] = None,
     target: Annotated[str, typer.Option(help="The column to predict.")] = "",
     force: Annotated[bool, typer.Option(help="Scaffold into a non-empty folder.")] = False,
+    table: Annotated[str, typer.Option(help="SQLite: the table to read; Excel: the sheet.")] = "",
 ) -> None:
     """Scaffold a project: a documented mlwizard.toml, a README, a .gitignore, folders."""
     from mlwizard.core.scaffold import create_project
 
     with errors_to_exit_codes():
-        project = create_project(directory, data=data, target=target, force=force)
+        project = create_project(directory, data=data, target=target, force=force, table=table)
     out.print(f"Created project in {project}")
     if not target:
         out.print("Next: set \\[data] target in mlwizard.toml, then `mlwizard run --phase all`.")
@@ -108,6 +111,9 @@ def run(
         ),
     ] = None,
     target: Annotated[str | None, typer.Option(help="Set the column to predict.")] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Set the SQLite table to read, or the Excel sheet.")
+    ] = None,
     time_budget: Annotated[
         float | None, typer.Option(min=1, help="Seconds for the model phase (overrides config).")
     ] = None,
@@ -131,7 +137,7 @@ def run(
 
     with errors_to_exit_codes():
         workspace = Workspace(project)
-        _apply_data_options(workspace, data, target)
+        _apply_data_options(workspace, data, target, table)
         if hypothesis and hypothesis.strip():
             from mlwizard.core.model.hypotheses import set_pending
 
@@ -151,12 +157,15 @@ def run(
     raise typer.Exit(report.exit_code)
 
 
-def _apply_data_options(workspace: Workspace, data: str | None, target: str | None) -> None:
-    """`--data/--target` create the config on a first run, or update it."""
+def _apply_data_options(
+    workspace: Workspace, data: str | None, target: str | None, table: str | None = None
+) -> None:
+    """`--data/--target/--table` create the config on a first run, or update it."""
+    from mlwizard.core.ingest.sources import source_value
     from mlwizard.core.kernel.config import update_config_file
     from mlwizard.core.kernel.errors import BadInputError
 
-    source = None if data is None else _source_value(workspace.root, data)
+    source = None if data is None else source_value(workspace.root, data)
     if not workspace.exists():
         if source is None or not target:
             raise BadInputError(
@@ -166,32 +175,12 @@ def _apply_data_options(workspace: Workspace, data: str | None, target: str | No
         from mlwizard.core.scaffold import write_config
 
         workspace.root.mkdir(parents=True, exist_ok=True)
-        write_config(workspace.root, source, target)
+        write_config(workspace.root, source, target, table or "")
         return
-    updates = {k: v for k, v in {"source": source, "target": target}.items() if v is not None}
+    given = {"source": source, "target": target, "table": table}
+    updates = {k: v for k, v in given.items() if v is not None}
     if updates:
         update_config_file(workspace.config_path, {"data": updates})
-
-
-def _source_value(root: Path, data: str) -> str:
-    """A file becomes a path relative to the project when it lies inside it; globs and database
-    URLs are kept as given (the data phase checks them)."""
-    if "://" in data or any(c in data for c in "*?"):
-        return data
-    path = Path(data)
-    if not path.is_file():
-        from mlwizard.core.kernel.errors import BadInputError
-
-        raise BadInputError(f"{data}: file not found")
-    return _relative_to(root, path)
-
-
-def _relative_to(root: Path, data: Path) -> str:
-    data = data.resolve()
-    try:
-        return str(data.relative_to(root.resolve()))
-    except ValueError:
-        return str(data)
 
 
 def _print_summary(report) -> None:
@@ -219,7 +208,13 @@ def status(
             {"project": str(Path(project).resolve()), "phases": [s.to_json() for s in states]}
         )
         return
-    colours = {"done": "green", "stale": "yellow", "failed": "red", "pending": "dim"}
+    colours = {
+        "done": "green",
+        "stale": "yellow",
+        "failed": "red",
+        "cancelled": "yellow",
+        "pending": "dim",
+    }
     table = Table(title=f"mlwizard project {Path(project).resolve()}")
     for column in ("phase", "status", "why", "to fix", "finished", "took"):
         table.add_column(column)
@@ -239,7 +234,12 @@ def status(
 @app.command()
 def predict(
     input_file: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="A file to score (CSV, Parquet, JSON, Excel).")
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="A file to score (CSV, Parquet, JSON, Excel), or - for NDJSON on stdin "
+            "(predictions as NDJSON on stdout, row by row).",
+        ),
     ],
     project: ProjectOption = Path("."),
     output: Annotated[
@@ -247,12 +247,33 @@ def predict(
     ] = None,
 ) -> None:
     """Batch predictions with the deployed ONNX model (the same code the service runs)."""
-    from mlwizard.core.deploy.batch import predict_file
+    from rich.markup import escape
+
     from mlwizard.core.kernel.workspace import Workspace
 
+    flagged: dict[str, int] = {}
     with errors_to_exit_codes():
-        written = predict_file(Workspace(project), input_file, output)
-    out.print(f"Wrote predictions to {written}")
+        if str(input_file) == "-":
+            import sys
+
+            from mlwizard.core.deploy.stream import predict_stream
+
+            rows = predict_stream(Workspace(project), sys.stdin, sys.stdout, flagged)
+            written = None
+        else:
+            from mlwizard.core.deploy.batch import predict_file
+
+            written = predict_file(Workspace(project), input_file, output, flagged)
+    if flagged:
+        summary = ", ".join(f"{key} ({count})" for key, count in sorted(flagged.items()))
+        err.print(
+            f"warning: {sum(flagged.values())} value(s) unlike training, still scored and "
+            f"flagged in the warnings column: {escape(summary)}"
+        )
+    if written is None:
+        err.print(f"Scored {rows} row(s)")
+    else:
+        out.print(f"Wrote predictions to {written}")
 
 
 @app.command()
@@ -287,13 +308,32 @@ def demo(
     scores = ", ".join(
         f"{k} {model['test'][k]:.3f}" for k in headline if model["test"].get(k) is not None
     )
-    out.print(f"\n[bold]Demo project:[/] {project}")
-    out.print(f"Best model: [bold]{model['best_model']}[/] — test {scores}")
-    out.print(f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}")
-    out.print(f"Artifacts: {project / 'artifacts'}")
-    out.print(f"Status:    mlwizard status --project {project}")
-    out.print(f"Serve it:  cd {service} && uvicorn app:app --port 8000")
-    out.print(f"Container: docker build -t {project.name} {service}")
+    exe, bin_dir = _command()
+    lines = [
+        f"\n[bold]Demo project:[/] {project}",
+        f"Best model: [bold]{model['best_model']}[/] — test {scores}",
+        f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}",
+        f"Artifacts: {project / 'artifacts'}",
+        f"Status:    {exe} status --project {project}",
+        f"TUI:       {exe} tui --project {project}",
+        f"Serve it:  cd {service} && {bin_dir}uvicorn app:app --port 8000",
+        f"Container: docker build -t {project.name} {service}",
+    ]
+    for line in lines:  # whole commands, never wrapped mid-command when piped
+        out.print(line, soft_wrap=True)
+
+
+def _command() -> tuple[str, str]:
+    """How to call mlwizard (and the venv's other commands) from the user's shell: by name when
+    the running one is on PATH, else by its full path (`make demo` does not activate the venv)."""
+    import shutil
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    found = shutil.which("mlwizard")
+    if found and Path(found).resolve().parent == bin_dir.resolve():
+        return "mlwizard", ""
+    return str(bin_dir / "mlwizard"), f"{bin_dir}/"
 
 
 @app.command()
@@ -305,6 +345,10 @@ def tui(project: ProjectOption = Path(".")) -> None:
 
 
 app.command()(experiments)
+app.command()(operations.monitor)
+app.command()(operations.models)
+app.command()(operations.retrain)
+app.command()(operations.rollback)
 
 
 def main() -> None:

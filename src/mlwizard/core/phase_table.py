@@ -12,7 +12,7 @@ from typing import Literal
 
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 
-PhaseStatus = Literal["pending", "done", "stale", "failed"]
+PhaseStatus = Literal["pending", "done", "stale", "failed", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,10 @@ PHASES: tuple[PhaseSpec, ...] = (
     _phase(
         "operations",
         "Operations",
-        upstream=("data", "model"),
-        sections=(),
+        upstream=("data", "model", "deploy"),
+        sections=("operations",),
         weight=15,
-        outputs=("reference", "drift"),
+        outputs=("reference", "drift", "runbook", "incident_response"),
     ),
 )
 PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)

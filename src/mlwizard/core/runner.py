@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlwizard.core.kernel import events as ev
+from mlwizard.core.kernel import libwarnings
 from mlwizard.core.kernel.config import Config
 from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.kernel.errors import (
+    CancelledError,
     InternalError,
     MlwizardError,
     QualityGateError,
@@ -152,17 +154,24 @@ def run_phase(
         "versions": package_versions(),
     }
     try:
-        result = spec(phase).load()(context)
+        with libwarnings.captured() as caught:
+            result = spec(phase).load()(context)
         outputs = {**context.registered, **result.outputs}
         missing = [name for name in spec(phase).outputs if name not in outputs]
         if missing:  # a bug in the phase, not the user's problem: say which output it forgot
             raise InternalError(f"phase {phase} did not record its output(s) {', '.join(missing)}")
     except BaseException as exc:
-        message = str(exc) if isinstance(exc, MlwizardError) else f"{type(exc).__name__}: {exc}"
+        cancelled = isinstance(exc, CancelledError | KeyboardInterrupt)
+        if cancelled:  # the user stopped it (c in the TUI, Ctrl-C): not a failure
+            message = f"phase {phase} cancelled"
+        elif isinstance(exc, MlwizardError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
         gate = exc if isinstance(exc, QualityGateError) else None
         ws.write_checkpoint(
             Checkpoint(
-                status="failed",
+                status="cancelled" if cancelled else "failed",
                 error=message,
                 outputs={n: ws.relative(p) for n, p in (gate.outputs if gate else {}).items()},
                 metrics=gate.metrics if gate else {},
@@ -172,6 +181,10 @@ def run_phase(
             )
         )
         raise
+    library = libwarnings.merge([libwarnings.summarise(caught), context.library_warnings])
+    if library:  # summarised once, not streamed on stderr
+        result.metrics["library_warnings"] = library
+        context.message(libwarnings.one_line(library))
     checkpoint = Checkpoint(
         status="done",
         outputs={name: ws.relative(path) for name, path in outputs.items()},

@@ -74,6 +74,8 @@ def phase_state(ws: Workspace, config: Config, phase: str) -> PhaseState:
     checkpoint = ws.read_checkpoint(phase)
     if checkpoint is None:
         return PhaseState(phase, "pending", "not run yet", None, fix=run)
+    if checkpoint.status == "cancelled":  # stopped by the user: nothing is wrong with it
+        return PhaseState(phase, "cancelled", "cancelled before it finished", checkpoint, fix=run)
     if checkpoint.status == "failed":
         reason = checkpoint.error or "failed"
         return PhaseState(phase, "failed", reason, checkpoint, fix=f"fix what it says, then {run}")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 # takes the UI thread several hand-overs, so at 5 ms keys could wait ~100 ms during a phase.
 # The heavy training runs in worker processes, so the thread running the phase loses little.
 UI_SWITCH_INTERVAL = 0.001
+NARROW_WIDTH = 100  # columns below which the stepper folds to one line per phase
 
 NO_CONFIG_HELP = (
     f"No {CONFIG_FILE} in {{path}}. Create one from the dialog (or `mlwizard new DIR --data PATH "
@@ -69,6 +70,7 @@ def start_resource_tracker() -> None:
 class MlwizardApp(ServiceControls):
     TITLE = "mlwizard"
     CSS_PATH = "app.tcss"
+    NOTIFICATION_TIMEOUT = 4.0
     MODES: ClassVar[dict[str, Any]] = dict(PHASE_SCREENS)
     COMMANDS = App.COMMANDS | {WizardCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -119,6 +121,9 @@ class MlwizardApp(ServiceControls):
         sys.setswitchinterval(min(self._switch_interval, UI_SWITCH_INTERVAL))
         self.switch_mode("discovery")
         self.action_refresh_status()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW_WIDTH, "-narrow")
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
@@ -275,16 +280,11 @@ class MlwizardApp(ServiceControls):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scaffold")
     def _create_project(self, data: str, target: str) -> None:
-        from mlwizard.core.scaffold import create_project, write_config
+        from mlwizard.core.scaffold import configure_project
 
         root = self.workspace.root
         try:
-            if not root.exists() or not any(root.iterdir()):
-                create_project(root, data=Path(data), target=target)
-            else:
-                path = Path(data).resolve()
-                source = path.relative_to(root) if path.is_relative_to(root) else path
-                write_config(root, str(source), target)
+            configure_project(root, data, target)
         except MlwizardError as exc:
             self.post_message(ProjectCreated(str(root), str(exc)))
             return

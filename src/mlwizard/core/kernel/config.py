@@ -87,6 +87,27 @@ class ModelSection:
 class DeploySection:
     service_name: str = "mlwizard-service"
     port: int = 8000
+    # A challenger model beside the champion (see core/deploy/bundle.py): shadow scores every
+    # request with it and logs it; canary_share of requests (by request id) it answers.
+    shadow: bool = False
+    canary_share: float = 0.0
+    gpu: bool = False  # a CUDA image with onnxruntime-gpu and a GPU resource request
+    # The GPU runtime's pin (default: onnxruntime-gpu at the CPU release parity ran on; CUDA
+    # builds are published separately and can lag, e.g. "onnxruntime-gpu==1.31.1").
+    gpu_requirement: str = ""
+    latency_objective_ms: float = 250.0  # p99 objective: the latency alert fires above it
+    cache_size: int = 0  # an LRU cache of predictions for repeated rows (0: off)
+    replicas: int = 2  # Kubernetes: the minimum; the autoscaler may add up to 4x
+    image: str = ""  # the image to push and run (default: ghcr.io/OWNER/<service host>)
+
+
+@dataclass(frozen=True)
+class OperationsSection:
+    # What the generated schedules monitor: a file or glob of this week's production data, or the
+    # service's request log. Empty: the schedules monitor the service's PREDICTION_LOG.
+    current: str = ""
+    schedule: str = "0 6 * * 1"  # cron: when the schedules run monitor -> retrain (Mondays 06:00)
+    retrain_data: str = ""  # what `retrain` trains the challenger on in the schedules
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,7 @@ class Config:
     split: SplitSection = field(default_factory=SplitSection)
     model: ModelSection = field(default_factory=ModelSection)
     deploy: DeploySection = field(default_factory=DeploySection)
+    operations: OperationsSection = field(default_factory=OperationsSection)
 
     EXECUTION_KEYS = frozenset({"time_budget", "workers", "tracking_uri"})
 

@@ -203,6 +203,7 @@ class _Trainer:
         self.running_until.pop(name, None)
         if result is None:
             result = new_result(name, "failed", f"worker error: {error}"[:300])
+        self.ctx.library_warnings.extend(result.pop("library_warnings", []))
         self.results[name] = self.log.record(result)
 
 

@@ -89,7 +89,7 @@ def test_binary_trains_every_family_and_keeps_a_deployable_best(binary: Run) -> 
     ctx, result, _, _ = binary
     rows = _rows(result)
     assert [n for n in rows if n != "ensemble"] == list(ALL_CANDIDATES)
-    assert all(row["status"] == "done" and row["complete"] for row in rows.values())
+    assert all(row["status"] == "done" and row["complete"] for row in rows.values()), rows
     assert not rows["dummy"]["deployable"]
     assert "no ONNX converter for DummyClassifier" in rows["dummy"]["reason"]
     assert all(rows[name]["deployable"] for name in EXPORTED), rows

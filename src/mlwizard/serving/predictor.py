@@ -22,6 +22,10 @@ import numpy as np
 import onnxruntime as ort
 
 _MISSING_TYPES = frozenset({"NAType", "NaTType"})  # pandas' missing markers, without pandas
+CLASSIFIER_TASKS = ("binary", "multiclass")
+# Clustering models output `label` (the cluster id) and distances or probabilities; anomaly
+# models `label` (1 normal, -1 anomaly) and `scores` (higher = more normal, as scikit-learn's).
+UNSUPERVISED_TASKS = ("clustering", "anomaly")
 
 
 def is_missing(value: Any) -> bool:
@@ -199,6 +203,10 @@ class Predictor:
         self._inputs = self._check_inputs()
         self._outputs = [o.name for o in self.session.get_outputs()]
         expected = ["label", "probabilities"] if self.is_classifier else ["variable"]
+        if self.task in UNSUPERVISED_TASKS:  # label, then distances / probabilities / scores
+            expected = (
+                ["label", *self._outputs[1:2]] if len(self._outputs) == 2 else ["label", "scores"]
+            )
         if self._outputs != expected:
             raise ValueError(f"model outputs are {self._outputs}, expected {expected}")
         if self.is_classifier and not self.classes:
@@ -228,7 +236,7 @@ class Predictor:
 
     @property
     def is_classifier(self) -> bool:
-        return self.task != "regression"
+        return self.task in CLASSIFIER_TASKS
 
     @property
     def feature_names(self) -> list[str]:
@@ -268,6 +276,8 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw outputs: (class ids, probabilities [N, C]) or (values, None)."""
         outputs = self.session.run(None, self.feed(columns))
+        if self.task in UNSUPERVISED_TASKS:  # (cluster ids or ±1 flags, scores)
+            return np.asarray(outputs[0]).ravel(), np.asarray(outputs[1], dtype=np.float32)
         if not self.is_classifier:
             return np.asarray(outputs[0], dtype=np.float32).ravel(), None
         proba = np.asarray(outputs[1], dtype=np.float32)
@@ -281,6 +291,13 @@ class Predictor:
     def predict_columns(self, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> dict[str, Any]:
         """{"prediction": [label or value per row], "proba": float32 [N, C] or None}."""
         values, proba = self.run(columns)
+        if self.task == "clustering":
+            return {"prediction": values.tolist(), "proba": None, "cluster": values.tolist()}
+        if self.task == "anomaly":
+            assert proba is not None
+            flags = (values == -1).tolist()
+            scores = (-proba.reshape(-1)).tolist()  # higher = more unusual
+            return {"prediction": flags, "proba": None, "anomaly": flags, "anomaly_score": scores}
         if not self.is_classifier:
             return {"prediction": values.tolist(), "proba": None}
         assert proba is not None  # a classifier's run() gives its probabilities
@@ -310,6 +327,12 @@ class Predictor:
         return [True] * len(finite) if finite.all() else finite.tolist()
 
     def to_records(self, result: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self.task in UNSUPERVISED_TASKS:
+            keys = [k for k in ("cluster", "anomaly", "anomaly_score") if k in result]
+            return [
+                {"prediction": value, **{k: result[k][i] for k in keys}}
+                for i, value in enumerate(result["prediction"])
+            ]
         if result["proba"] is None:
             return [{"prediction": value} for value in result["prediction"]]
         keys = [str(c) for c in self.classes or []]

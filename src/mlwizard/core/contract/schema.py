@@ -19,7 +19,8 @@ from mlwizard.core.kernel import atomic
 # Older schema.json files hold the first two kinds only, and read as they always did.
 FeatureKind = Literal["numeric", "categorical", "datetime", "text"]
 FLOAT_KINDS = frozenset({"numeric", "datetime"})  # fed as float32 [N, 1]; the others as strings
-TaskKind = Literal["binary", "multiclass", "regression"]
+TaskKind = Literal["binary", "multiclass", "regression", "clustering", "anomaly"]
+UNSUPERVISED: tuple[TaskKind, ...] = ("clustering", "anomaly")  # no target to learn from
 MISSING_TOKEN = "__missing__"  # missing categoricals become this string in training and serving
 
 

@@ -50,12 +50,16 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     config = ctx.config
     target = config.data.target
     task = ctx.upstream["discovery"].metrics["task"]
+    # Clustering has no target; anomaly detection may keep a label, for evaluation only.
+    labelled = bool(target)
+    label_columns = [target] if labelled else []
     check_fractions(config.split.valid_fraction, config.split.test_fraction)
 
     source_hash = sources.source_fingerprint(ctx.workspace, config)
     snapshot = ctx.artifact(f"snapshot-{source_hash[:16]}.parquet")
     relation, path = sources.open_source(con, ctx.workspace, config, snapshot=snapshot)
-    sources.require_column(relation, target, path)
+    if labelled:
+        sources.require_column(relation, target, path)
     duckdb_types = sources.column_types(relation)
     split_column = checks.check_config(config, duckdb_types, path)
     profile, types, findings = _audit_source(con, relation, config, task, split_column)
@@ -73,7 +77,9 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
             f"at least {MIN_ROWS} are needed"
         )
     hashes = table.column(rows.ROW_HASH).to_numpy()
-    labels, classes = rows.label_codes(table.column(target), task)
+    labels, classes = (
+        rows.label_codes(table.column(target), task) if labelled else (np.zeros(0, int), None)
+    )
     sample_rows, row_findings = _audit_rows(
         table, labels, classes, kinds, identifiers, config, task
     )
@@ -90,7 +96,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     names = input_names(list(kinds))
     feature_list = [Feature(n, k, i) for (n, k), i in zip(kinds.items(), names, strict=True)]
     extra = [split_column] if split_column and split_column not in kinds else []
-    table = table.select([target, *kinds, *extra])
+    table = table.select([*label_columns, *kinds, *extra])
     assignment, strategy = rows.assign(table, config, task, labels, split_column)
     outputs: dict[str, Path] = {"snapshot": snapshot}
     paths = {name: ctx.artifact(f"{name}.parquet") for name in SPLITS}
@@ -102,7 +108,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         split_report[name] = rows.split_summary(part, codes, classes, strategy, split_column)
         del part
     if leaks:  # the hash covered the excluded columns too
-        hashes = audit.row_hashes(con, table, [target, *kinds])
+        hashes = audit.row_hashes(con, table, [*label_columns, *kinds])
     split_findings, repeated = audit.split_leakage(hashes, assignment)
     del table
     for name, count in repeated.items():
@@ -171,7 +177,11 @@ def _audit_source(
 ) -> tuple[dict[str, Any], dict[str, ColumnType], list[Finding]]:
     """Profile and audit scan (two aggregates), column types, and the table rules' findings."""
     profile = profile_dataset(
-        con, relation, target=config.data.target, task=task, seed=config.project.seed
+        con,
+        relation,
+        target=config.data.target or None,
+        task="binary" if task == "anomaly" else (None if task == "clustering" else task),
+        seed=config.project.seed,
     )
     numbers = [n for n, c in profile["columns"].items() if c.get("sample_numbers")]
     overridden = [n for n, t in config.data.types.items() if t == "numeric"]
@@ -179,7 +189,12 @@ def _audit_source(
     checks.check_numeric_overrides(config.data.types, profile, scan)
     types = coltypes.infer_types(profile, scan, config.data.types)
     target = config.data.target
-    if task != "regression" and target not in config.data.types and types[target] == "numeric":
+    if (
+        target
+        and task != "regression"
+        and target not in config.data.types
+        and types[target] == "numeric"
+    ):
         types[target] = "categorical"  # the task decides: numbers as class labels
     facts = TableFacts(
         rows=profile["rows"],
@@ -209,9 +224,13 @@ def _audit_rows(
     target = config.data.target
     sample = table.take(audit.sample_indices(table.num_rows, seed)).to_pandas()
     findings = audit.near_constant(sample, list(kinds))
+    if not target:  # clustering, anomaly detection without a label
+        return len(sample), findings
     if classes is not None:
         counts = np.bincount(labels, minlength=len(classes)).tolist()
         findings += audit.class_imbalance(target, dict(zip(classes, counts, strict=True)))
+    if task == "anomaly":  # what separates the anomalies is the signal, not a leak
+        return len(sample), findings
     findings += features.mark_kept(
         audit.target_leakage(sample, target, kinds, task, seed), config.data.keep
     )

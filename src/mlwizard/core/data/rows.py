@@ -43,11 +43,11 @@ def read_rows(
     """Rows with a target, each candidate feature cast to its kind, plus the split column, the
     identifiers (numbers, or text) for the row-order rule, and `ROW_HASH`: the hash of the
     target and candidate features of each row, computed in the same scan."""
-    col = sql.quote_ident(target)
-    condition = f"{col} IS NOT NULL"
-    if duckdb_types[target] in sql.FLOAT_TYPES:
+    col = sql.quote_ident(target) if target else ""  # no target: clustering, anomaly detection
+    condition = f"{col} IS NOT NULL" if target else "true"
+    if target and duckdb_types[target] in sql.FLOAT_TYPES:
         condition += f" AND NOT isnan({col})"
-    exprs = [col]
+    exprs = [col] if target else []
     for name, kind in kinds.items():
         exprs.append(coltypes.feature_expression(name, duckdb_types[name], types[name], kind))
     if split_column and split_column not in kinds:
@@ -60,7 +60,7 @@ def read_rows(
             cast = "DOUBLE" if sql.is_numeric_type(duckdb_types[name]) else "VARCHAR"
             exprs.append(f"{sql.quote_ident(name)}::{cast} AS {sql.quote_ident(name)}")
     selected = relation.filter(condition).select(", ".join(exprs))
-    hashed = ", ".join(sql.quote_ident(n) for n in [target, *kinds])
+    hashed = ", ".join(sql.quote_ident(n) for n in [*([target] if target else []), *kinds])
     table = selected.select(f"*, hash({hashed}) AS {sql.quote_ident(ROW_HASH)}").to_arrow_table()
     if config.split.strategy == "time" and table.column(split_column).null_count:
         raise BadInputError(
@@ -88,7 +88,8 @@ def assign(
             groups, split.valid_fraction, split.test_fraction, seed, split_column
         )
         return assignment, "group"
-    stratify = split.strategy == "stratified" and task != "regression"
+    labelled = len(labels) == table.num_rows  # no labels: clustering, unlabelled anomalies
+    stratify = split.strategy == "stratified" and task != "regression" and labelled
     assignment = assign_splits(
         labels if stratify else None,
         table.num_rows,
@@ -101,12 +102,12 @@ def assign(
         n_classes = len(np.unique(labels))
         raise BadInputError(
             f"the stratified split leaves {' and '.join(empty)} empty: {n_classes} classes in "
-            f"{len(labels)} rows are too small to share out; check [discovery] task (a numeric "
+            f"{table.num_rows} rows are too small to share out; check [discovery] task (a numeric "
             'target read as classes?) or set [split] strategy = "random"'
         )
     if empty:
         raise BadInputError(
-            f"{len(labels)} rows leave {' and '.join(empty)} empty; add rows or raise "
+            f"{table.num_rows} rows leave {' and '.join(empty)} empty; add rows or raise "
             "[split] valid_fraction and test_fraction"
         )
     return assignment, "stratified" if stratify else "random"

@@ -87,7 +87,8 @@ def metadata(ctx: PhaseContext, schema: Schema, threshold: float | None) -> dict
         "task": schema.task,
         "target": schema.target,
         "features": features(ctx, schema),
-        "classes": schema.classes,
+        # Anomaly detection's label values only evaluated the model: it does not predict them.
+        "classes": schema.classes if schema.task in ("binary", "multiclass") else None,
         "missing_token": schema.missing_token,
         "metrics": {
             "metric": scores.get("metric"),
@@ -119,6 +120,8 @@ def samples(
     for i in range(len(rows)):
         if labels is None:
             expected.append({"prediction": float(native[i])})
+        elif np.ndim(native) == 1:  # clustering, anomaly detection: the cluster id or the flag
+            expected.append({"prediction": labels[i]})
         else:
             expected.append({"prediction": labels[i], "proba": [float(p) for p in native[i]]})
     return {"rows": rows, "expected": expected, "served": served}

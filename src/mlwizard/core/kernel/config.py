@@ -17,6 +17,8 @@ from mlwizard.core.kernel.errors import BadInputError
 CONFIG_FILE = "mlwizard.toml"
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
+# "reinforcement_learning" is accepted only to be declined with advice (discovery/approach.py).
+Approach = Literal["auto", "supervised", "clustering", "anomaly", "reinforcement_learning"]
 SplitStrategy = Literal["stratified", "random", "time", "group"]
 ColumnType = Literal["numeric", "categorical", "boolean", "datetime", "text", "identifier"]
 DEFAULT_NA_VALUES = ("", "NA", "N/A", "NULL", "null", "NaN", "nan")
@@ -50,6 +52,16 @@ class DiscoverySection:
     # threshold (unset: the threshold that maximizes F1 on validation).
     cost_false_positive: float | None = None
     cost_false_negative: float | None = None
+    # What a correct decision is worth (any task with classes): with the costs, the model's
+    # expected saving against the baseline (ROI) in discovery's and the model phase's reports.
+    value_correct_decision: float | None = None
+    # The kind of learning: supervised (a target), clustering or anomaly (no target; anomaly may
+    # keep a rare label for evaluation only). "auto": supervised when a target is set.
+    approach: Approach = "auto"
+    problem: str = ""  # the problem in the user's words (reinforcement learning is recognised)
+    clusters: int = 0  # clustering: the number of clusters; 0: chosen by silhouette / BIC
+    # Anomaly detection: the expected share of anomalies; unset: estimated from the data.
+    contamination: float | None = None
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def empty_table(facts: TableFacts) -> Iterator[Finding]:
 
 
 def target_missing(facts: TableFacts) -> Iterator[Finding]:
-    if facts.target not in facts.columns:
+    if facts.target and facts.target not in facts.columns:
         shown = ", ".join(list(facts.columns)[:12])
         yield Finding(
             "target_missing",
@@ -339,10 +339,9 @@ def free_text(facts: TableFacts) -> Iterator[Finding]:
 
 
 BLOCKING_RULES: tuple[TableRule, ...] = (empty_table, target_missing)
+TARGET_RULES: tuple[TableRule, ...] = (target_constant, target_mostly_null, target_infinite)
 TABLE_RULES: tuple[TableRule, ...] = (
-    target_constant,
-    target_mostly_null,
-    target_infinite,
+    *TARGET_RULES,
     duplicate_rows,
     empty_column,
     constant_column,
@@ -361,7 +360,9 @@ def table_findings(facts: TableFacts) -> list[Finding]:
     blocking = [f for rule in BLOCKING_RULES for f in rule(facts)]
     if blocking:
         return blocking
-    return [f for rule in TABLE_RULES for f in rule(facts)]
+    # No target (clustering, anomaly detection without a label): no target rules.
+    rules = TABLE_RULES if facts.target else TABLE_RULES[len(TARGET_RULES) :]
+    return [f for rule in rules for f in rule(facts)]
 
 
 # -- rules on the sample and on the target's classes ----------------------------------------------

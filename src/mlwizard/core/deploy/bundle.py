@@ -240,6 +240,8 @@ def _example_response(metadata: dict[str, Any], samples: dict[str, Any]) -> dict
 
 def _send_as(kind: str, column_type: str) -> str:
     """How a client writes a feature's value: the value the model saw, not the raw column's."""
+    if kind == "datetime":
+        return 'number: seconds since 1970-01-01 UTC, or a string "2024-05-01T13:45:00"'
     if kind == "numeric":
         return "number: seconds since 1970-01-01 UTC" if column_type == "datetime" else "number"
     return '"true" or "false"' if column_type == "boolean" else "string"

@@ -19,7 +19,6 @@ from mlwizard.core import sql
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.data import coltypes
 from mlwizard.core.deploy.batch import load_predictor
-from mlwizard.core.deploy.bundle import model_file
 from mlwizard.core.ingest import delimited, files, sources
 from mlwizard.core.kernel.config import DEFAULT_NA_VALUES, ColumnType
 from mlwizard.core.kernel.errors import BadInputError
@@ -36,7 +35,7 @@ from mlwizard.core.operations.evaluation import (
     score_batches,
     targets,
 )
-from mlwizard.core.operations.registry import Registry, now
+from mlwizard.core.operations.registry import Registry, bundle_schema, now
 from mlwizard.core.operations.snapshot import SCORE_BATCH_ROWS, slice_values
 
 VIEW = "mlwizard_current"
@@ -111,7 +110,7 @@ def monitor(
     version = registry.require(version)
     reference = registry.reference(version)
     bundle = registry.bundle_dir(version)
-    schema = Schema.load(model_file(bundle, "schema.json"))
+    schema = bundle_schema(bundle)
     na_values = ws.load_config().data.na_values if ws.exists() else DEFAULT_NA_VALUES
     con = connect(len(schema.features))
     relation, label, is_log = open_current(con, current, tuple(na_values))

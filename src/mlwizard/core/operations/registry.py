@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlwizard.core.deploy.phase import staged_folder
+from mlwizard.core.contract.schema import Schema
+from mlwizard.core.deploy.bundle import staged_folder
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.errors import BadInputError
 
@@ -43,6 +44,12 @@ def tree_hash(folder: Path) -> str:
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def bundle_schema(bundle: Path) -> Schema:
+    """The champion model's schema inside a service bundle (`models/champion/schema.json`)."""
+    nested = bundle / "models" / "champion" / "schema.json"
+    return Schema.load(nested if nested.is_file() else bundle / "schema.json")
 
 
 def store_bundle(bundle: Path, target: Path) -> None:

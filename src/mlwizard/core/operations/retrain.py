@@ -19,16 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy.batch import load_predictor
-from mlwizard.core.deploy.bundle import model_file
 from mlwizard.core.ingest import sources
 from mlwizard.core.kernel.config import update_config_file
 from mlwizard.core.kernel.errors import BadInputError, QualityGateError
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.operations import gate
 from mlwizard.core.operations.evaluation import model_output, score_batches, targets
-from mlwizard.core.operations.registry import Registry, now
+from mlwizard.core.operations.registry import Registry, bundle_schema, now
 from mlwizard.core.operations.snapshot import SCORE_BATCH_ROWS, describe_version
 
 CHALLENGER_PHASES = ["discovery", "data", "model", "deploy"]
@@ -94,14 +92,14 @@ def retrain(
 
 def challenge(registry: Registry, champion: int, challenger: int, holdout: Path) -> dict[str, Any]:
     """Both registered bundles on the same holdout rows, through the paired bootstrap."""
-    schema = Schema.load(model_file(registry.bundle_dir(challenger), "schema.json"))
+    schema = bundle_schema(registry.bundle_dir(challenger))
     outputs, thresholds = [], []
     y: np.ndarray | None = None
     usable: np.ndarray | None = None
     for version in (champion, challenger):
         bundle = registry.bundle_dir(version)
         predictor = load_predictor(bundle)
-        own = Schema.load(model_file(bundle, "schema.json"))
+        own = bundle_schema(bundle)
         if [str(c) for c in own.classes or []] != [str(c) for c in schema.classes or []]:
             raise BadInputError(
                 f"version {version} predicts classes {own.classes}, the challenger "

@@ -11,9 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy.batch import TrainingColumns, load_predictor
-from mlwizard.core.deploy.bundle import model_file
 from mlwizard.core.kernel.errors import UpstreamNotReadyError
 from mlwizard.core.kernel.workspace import Checkpoint, Workspace
 from mlwizard.core.operations.drift import connect
@@ -24,6 +22,7 @@ from mlwizard.core.operations.evaluation import (
     score_batches,
 )
 from mlwizard.core.operations.reference import build_reference
+from mlwizard.core.operations.registry import bundle_schema
 
 SCORE_BATCH_ROWS = 65_536
 
@@ -54,7 +53,7 @@ def describe_version(ws: Workspace) -> tuple[Path, dict[str, Any], dict[str, Any
     found = checkpoints(ws)
     data, model, deploy = found["data"], found["model"], found["deploy"]
     bundle = ws.resolve(deploy.outputs["service"])
-    schema = Schema.load(model_file(bundle, "schema.json"))
+    schema = bundle_schema(bundle)
     training = TrainingColumns.load(ws)
     con = connect(len(schema.features))
     reference = build_reference(

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from mlwizard.core.deploy import alerts, dashboard, requirements
-from mlwizard.core.deploy.modeldir import MODEL_FILES, now
+from mlwizard.core.deploy.modeldir import MODEL_FILES
 from mlwizard.core.deploy.parity import SERVING_RUNTIME
 from mlwizard.core.kernel import atomic, templates
 from mlwizard.core.kernel.config import Config
 from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.core.kernel.workspace import Workspace
 
 SERVICE_TEMPLATES = "service"
@@ -221,7 +222,7 @@ def template_values(config: Config, champion: Path, has_challenger: bool) -> dic
         "features": [{**f, "send_as": _send_as(f["kind"], f["type"])} for f in features],
         "classes": [str(c) for c in schema.get("classes") or []],
         "metadata": metadata,
-        "created_at": now(),
+        "created_at": timestamp(),
         "example": _shell_quoted({"rows": example_rows}),
         "example_json": json.dumps({"rows": example_rows}, indent=2),
         "example_response": json.dumps(_example_response(metadata, samples), indent=2),

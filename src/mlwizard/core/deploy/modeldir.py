@@ -103,7 +103,7 @@ def metadata(ctx: PhaseContext, schema: Schema, threshold: float | None) -> dict
         "excluded": schema.excluded,
         "sensitive_columns": sensitive_columns([f.name for f in schema.features]),
         "parity": None,  # filled in once checked
-        "created_at": now(),
+        "created_at": timestamp(),
         "versions": {
             "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__,
@@ -159,7 +159,3 @@ def model_card_extras(ctx: PhaseContext) -> dict[str, Any]:
         "worst_slices": analysis.get("worst_slices") or [],
         "importance": analysis.get("permutation_importance") or {},
     }
-
-
-def now() -> str:
-    return timestamp()

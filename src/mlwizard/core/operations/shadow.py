@@ -15,10 +15,11 @@ import numpy as np
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.ingest import sources
 from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.operations import gate, requestlog
 from mlwizard.core.operations.evaluation import targets
-from mlwizard.core.operations.registry import Registry, bundle_schema, now
+from mlwizard.core.operations.registry import Registry, bundle_schema
 
 
 def _labels(path: Path, target: str) -> dict[tuple[str, int], Any]:
@@ -63,7 +64,7 @@ def evaluate_shadow(ws: Workspace, log: Path, labels: Path) -> dict[str, Any]:
     challengers = [b for _rid, _a, b in both]
     outputs = [_outputs(champions, schema), _outputs(challengers, schema)]
     versions = [str(champions[0]["version"]), str(challengers[0]["version"])]
-    thresholds = tuple(_threshold(registry, v) for v in versions)
+    thresholds = (_threshold(registry, versions[0]), _threshold(registry, versions[1]))
     metric = str(registry.manifest(champion).get("metric"))
     direction = str(registry.manifest(champion).get("metric_direction") or "maximize")
     decision = gate.compare(
@@ -73,10 +74,10 @@ def evaluate_shadow(ws: Workspace, log: Path, labels: Path) -> dict[str, Any]:
         y[usable],
         outputs[0][usable],
         outputs[1][usable],
-        thresholds,  # type: ignore[arg-type]
+        thresholds,
     )
     return {
-        "created_at": now(),
+        "created_at": timestamp(),
         "log": str(log),
         "requests": len({rid for rid, _place in pairs}),
         "rows": len(pairs),

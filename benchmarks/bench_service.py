@@ -113,7 +113,15 @@ def start(folder: Path, module: str, log: Path, env: dict[str, str]) -> tuple[An
     raise RuntimeError(f"{module} did not start: {log.read_text()[-2000:]}")
 
 
-def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc): what a request costs, whatever the
+    machine's load; wall-clock throughput on a shared machine mostly measures the others."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: Path, seconds: int, pid: int | None = None) -> dict[str, float]:
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     done = subprocess.run(
         ["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", "-s", str(script), f"{url}/predict"],
         capture_output=True,
@@ -128,12 +136,15 @@ def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
         value, unit = float(found.group(1)), found.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
+    cpu = cpu_seconds(pid) - cpu_before if pid else 0.0
     rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    count = re.search(r"(\d+) requests in", text)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     socket_errors = re.search(r"Socket errors: (.*)", text)
     assert rate, text
     return {
         "rps": float(rate.group(1)),
+        "cpu_us_per_request": round(cpu / int(count.group(1)) * 1e6, 1) if count and pid else 0.0,
         "p50_ms": ms("50"),
         "p99_ms": ms("99"),
         "non_2xx": int(errors.group(1)) if errors else 0,
@@ -221,8 +232,8 @@ def main() -> None:
         for _, url in processes.values():  # warm both
             wrk(url, script, 2)
         for _ in range(args.rounds):
-            for name, (_, url) in processes.items():
-                runs[name].append(wrk(url, script, args.duration))
+            for name, (process, url) in processes.items():
+                runs[name].append(wrk(url, script, args.duration, process.pid))
                 print(name, runs[name][-1], flush=True)
         st = (
             schemathesis(processes["service"][1], args.schemathesis, root)
@@ -240,10 +251,16 @@ def main() -> None:
             "rps_median": statistics.median(r["rps"] for r in rounds),
             "p50_ms_median": statistics.median(r["p50_ms"] for r in rounds),
             "p99_ms_median": statistics.median(r["p99_ms"] for r in rounds),
+            "cpu_us_per_request_median": statistics.median(r["cpu_us_per_request"] for r in rounds),
         }
         for name, rounds in runs.items()
     }
     ratio = summary["service"]["rps_median"] / summary["bare"]["rps_median"]
+    paired = [s["rps"] / b["rps"] for b, s in zip(runs["bare"], runs["service"], strict=True)]
+    cpu_ratio = (
+        summary["bare"]["cpu_us_per_request_median"]
+        / summary["service"]["cpu_us_per_request_median"]
+    )
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared",
@@ -252,6 +269,9 @@ def main() -> None:
         "rounds": runs,
         "summary": summary,
         "throughput_ratio": round(ratio, 3),
+        "paired_round_ratios": [round(r, 3) for r in paired],
+        # bare CPU per request / service CPU per request: the throughput ratio on idle cores
+        "cpu_ratio": round(cpu_ratio, 3),
         "service_log_lines": logged,
         "schemathesis": st,
         "installed_size": None if args.skip_size else installed_size(service / "requirements.txt"),

@@ -10,6 +10,7 @@ within reach of a bare FastAPI + onnxruntime app.
 Settings (environment, defaults from bundle.json): see `Settings` and the README.
 """
 
+import asyncio
 import logging
 import os
 import time
@@ -161,11 +162,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prediction_log = PredictionLog(settings.prediction_log)
         state["ready"] = True
         log.info("ready", extra={"fields": {"models": [m.name for m in router.models]}})
+        flusher = asyncio.create_task(_flush_every_second())
         yield
         state["ready"] = False  # graceful shutdown: uvicorn drains requests, then we close
+        flusher.cancel()
+        access.flush()
         for model in router.models:
             metrics.ready(model.name, False)
         prediction_log.close()
+
+    async def _flush_every_second() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            access.flush()
 
     app = FastAPI(
         title=str(champion.metadata.get("name", "model service")),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,10 @@ from mlwizard.core.deploy import phase as deploy
 from mlwizard.core.kernel.config import Config
 from mlwizard.core.kernel.context import PhaseResult
 
-SCHEMATHESIS_SECONDS = 15  # bounded in the suite; the >= 60 s acceptance run is in benchmarks/
+# Bounded in the suite by examples per operation (and a cap on the time, for a loaded machine);
+# the >= 60 s acceptance run is benchmarks/bench_service.py's, recorded in docs/benchmarks.md.
+SCHEMATHESIS_EXAMPLES = 10
+SCHEMATHESIS_SECONDS = 45
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +290,7 @@ def test_request_ids_are_echoed_and_methods_bounded(service_url: str) -> None:
 
 
 def test_schemathesis_finds_no_failure(service_url: str, tmp_path: Path) -> None:
-    """All checks, bounded to SCHEMATHESIS_SECONDS here (benchmarks/ runs >= 60 s)."""
+    """All checks, SCHEMATHESIS_EXAMPLES cases per operation here (benchmarks/ runs >= 60 s)."""
     done = subprocess.run(
         [
             _tool("schemathesis"),
@@ -294,6 +298,8 @@ def test_schemathesis_finds_no_failure(service_url: str, tmp_path: Path) -> None
             f"{service_url}/openapi.json",
             "--checks",
             "all",
+            "--max-examples",
+            str(SCHEMATHESIS_EXAMPLES),
             "--max-time",
             str(SCHEMATHESIS_SECONDS),
             "--seed",
@@ -306,13 +312,15 @@ def test_schemathesis_finds_no_failure(service_url: str, tmp_path: Path) -> None
         timeout=SCHEMATHESIS_SECONDS + 120,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    cases = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
+    assert cases and int(cases.group(1)) == int(cases.group(2)) >= 10, done.stdout[-2000:]
     assert "No issues found" in done.stdout
 
 
 def test_a_bounded_load_run_has_no_errors(
     deployed: tuple[Project, PhaseResult], service_url: str
 ) -> None:
-    """200 requests from 4 threads on loopback: every one a 200 with one prediction per row."""
+    """120 requests from 4 threads on loopback: every one a 200 with one prediction per row."""
     project, _ = deployed
     rows = project.test_rows()
 
@@ -322,8 +330,8 @@ def test_a_bounded_load_run_has_no_errors(
         return answer.status_code, len(answer.json()["predictions"]) - len(body["rows"])
 
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(one, range(200)))
-    assert answers == [(200, 0)] * 200
+        answers = list(pool.map(one, range(120)))
+    assert answers == [(200, 0)] * 120
     metrics = httpx.get(f"{service_url}/metrics").text
     assert 'status="500"' not in metrics
 

@@ -82,6 +82,13 @@ def write_bundle(
     return target
 
 
+def model_file(bundle_dir: Path, name: str, model: str = CHAMPION) -> Path:
+    """A model's file in a bundle (`models/<model>/<name>`); bundles written before the
+    models/ layout kept the champion's files at the top."""
+    path = bundle_dir / "models" / model / name
+    return path if path.exists() or model != CHAMPION else bundle_dir / name
+
+
 def _check_model_dir(folder: Path) -> None:
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:

@@ -102,6 +102,13 @@ def run(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout; progress on stderr.")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help='Where candidates train: "local" or "dask://HOST:PORT" (overrides '
+            "[model] executor)."
+        ),
+    ] = None,
 ) -> None:
     """Run phases headless, skipping those whose inputs have not changed."""
     from mlwizard.core import runner
@@ -115,6 +122,7 @@ def run(
             runner.resolve_phases(phase.value),
             time_budget=time_budget,
             emit=progress_printer(),
+            executor=executor,
         )
     if json_output:
         print_json(report.to_json())

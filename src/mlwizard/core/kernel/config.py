@@ -75,6 +75,9 @@ class ModelSection:
     # they are left out of the phase's input hash (see `Config.section_hash`).
     time_budget: float = 300.0
     workers: int = 0  # 0: one per CPU
+    # Where candidate jobs run: "local" (a process pool here) or "dask://HOST:PORT" (a Dask
+    # scheduler's workers; `mlwizard run --executor` overrides it for one run).
+    executor: str = "local"
     # Where runs are also logged with MLflow (or the MLFLOW_TRACKING_URI environment variable).
     tracking_uri: str = ""
 
@@ -94,7 +97,7 @@ class Config:
     model: ModelSection = field(default_factory=ModelSection)
     deploy: DeploySection = field(default_factory=DeploySection)
 
-    EXECUTION_KEYS = frozenset({"time_budget", "workers", "tracking_uri"})
+    EXECUTION_KEYS = frozenset({"time_budget", "workers", "executor", "tracking_uri"})
 
     def section_hash_input(self, section: str) -> dict[str, Any]:
         """The part of a section that defines results (execution settings left out)."""

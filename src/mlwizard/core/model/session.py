@@ -16,13 +16,12 @@ from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import METRICS, Direction
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import BadInputError
-from mlwizard.core.model import candidates, runcache, worker_entry
+from mlwizard.core.model import candidates, executors, runcache, worker_entry
 from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline
 from mlwizard.core.model.candidates import BASELINE, FAMILIES, START_ORDER
 from mlwizard.core.model.jobs import TrainJob, new_result
 from mlwizard.core.model.leaderboard import RunLog
 from mlwizard.core.model.metrics import check_metric
-from mlwizard.core.model.workers import plan, run_jobs
 
 SPLIT_NAMES = ("train", "valid", "test")
 # Caps the configurations each family's search tries (tests, quick looks); part of the run key.
@@ -66,17 +65,18 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
             results[name] = log.record(cached, reused=True)
 
     to_train = [n for n in START_ORDER if n in planned and n not in results]
-    workers, threads = plan(settings.workers, len(to_train))
+    executor = executors.resolve(ctx.executor or settings.executor)
+    workers, threads = executor.plan(settings.workers, len(to_train))
     if to_train:
         ctx.message(
-            f"training {len(to_train)} candidate(s) ({', '.join(to_train)}) in {workers} worker "
-            f"process(es), {threads} thread(s) each, within a time budget of {seconds:g}s "
+            f"training {len(to_train)} candidate(s) ({', '.join(to_train)}) on "
+            f"{executor.description}, within a time budget of {seconds:g}s "
             f"({budget.reserve:.1f}s of it kept for the final evaluation); tuning by "
             f"{_cv_words(schema.task, strategy, column)} on the training split",
             workers=workers,
             threads=threads,
         )
-    trainer = _Trainer(ctx, planned, results, log, budget, workers, threads)
+    trainer = _Trainer(ctx, planned, results, log, budget, workers, threads, executor)
     job_fields = {
         "train": paths["train"],
         "valid": paths["valid"],
@@ -135,9 +135,11 @@ class _Trainer:
         budget: Budget,
         workers: int,
         threads: int,
+        executor: executors.Executor,
     ) -> None:
         self.ctx, self.planned, self.results, self.log = ctx, planned, results, log
         self.budget, self.workers, self.threads = budget, workers, threads
+        self.executor = executor
         self.started: set[str] = set()
         self.running_until: dict[str, float] = {}
         self.queue: list[str] = []
@@ -150,7 +152,7 @@ class _Trainer:
         self.queue, self.job_fields = list(to_train), job_fields
         # The parent is idle while workers train: load what the final evaluation needs meanwhile.
         threading.Thread(target=_preload, daemon=True).start()
-        return run_jobs(
+        return self.executor.run_jobs(
             worker_entry.run,
             to_train,
             self.make_job,

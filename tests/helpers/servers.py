@@ -235,6 +235,13 @@ def _handler(server: HttpServer) -> type[SimpleHTTPRequestHandler]:
                 return super().do_GET()
             self.send_error(404)
 
+        def do_HEAD(self) -> None:
+            server.requests.append((self.path, dict(self.headers)))
+            if self.path.startswith("/files/"):
+                self.path = self.path[len("/files") :]
+                return super().do_HEAD()
+            self.send_error(405)  # like many APIs: no HEAD
+
         def _api(self, query: dict[str, list[str]]) -> None:
             if self.headers.get("Authorization") != "Bearer api-secret-token":
                 self.send_error(401)

@@ -30,7 +30,12 @@ class ProjectSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    source: str = ""  # a file, a glob of files, or a database URL (sqlite:///..., postgresql://...)
+    # A file, a glob of files, a database URL (sqlite:///..., postgresql://...), an object in S3
+    # (s3://bucket/key, or a glob), a file on the web (https://...), or a paginated JSON API:
+    # `source = {url = "https://...", records = "items", next = "next", token_env = "VAR"}`,
+    # read here into `source` (the URL) and `api` (the rest).
+    source: str = ""
+    api: dict[str, str] = field(default_factory=dict)
     table: str = ""  # for database sources: the table to read ...
     query: str = ""  # ... or a query to run
     target: str = ""
@@ -130,6 +135,11 @@ def config_from_dict(raw: dict[str, Any], origin: str = CONFIG_FILE) -> Config:
 
 def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     hints = get_type_hints(cls)
+    if cls is DataSection and isinstance(values.get("source"), dict):
+        api = dict(values["source"])
+        if not isinstance(api.get("url"), str) or not api["url"]:
+            raise BadInputError(f'{where} source: an API source needs url = "https://..."')
+        values = {**values, "source": api.pop("url"), "api": api}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in hints:

@@ -85,6 +85,8 @@ class ModelSection:
     executor: str = "local"
     # Where runs are also logged with MLflow (or the MLFLOW_TRACKING_URI environment variable).
     tracking_uri: str = ""
+    # A Weights & Biases project to also log runs to, offline (`wandb sync` them later).
+    wandb_project: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,9 @@ class Config:
     model: ModelSection = field(default_factory=ModelSection)
     deploy: DeploySection = field(default_factory=DeploySection)
 
-    EXECUTION_KEYS = frozenset({"time_budget", "workers", "executor", "tracking_uri"})
+    EXECUTION_KEYS = frozenset(
+        {"time_budget", "workers", "executor", "tracking_uri", "wandb_project"}
+    )
 
     def section_hash_input(self, section: str) -> dict[str, Any]:
         """The part of a section that defines results (execution settings left out)."""

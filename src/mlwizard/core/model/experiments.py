@@ -38,6 +38,7 @@ from mlwizard.core.kernel.versions import package_versions
 if TYPE_CHECKING:
     from mlwizard.core.kernel.workspace import Workspace
     from mlwizard.core.model.tracking import MlflowTracker
+    from mlwizard.core.model.wandb_tracking import WandbTracker
 
 STORE_FILE = "experiments.duckdb"
 TABLE = "runs"
@@ -226,6 +227,7 @@ class ExperimentStore:
         *,
         experiment: str | None = None,
         root: Path | None = None,
+        wandb_project: str = "",
     ) -> None:
         self.path = path
         self.root = root if root is not None else path.resolve().parent.parent
@@ -238,6 +240,11 @@ class ExperimentStore:
 
             name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or self.root.name
             self.tracker = MlflowTracker(uri, name, self.root)  # raises if mlflow is missing
+        self.wandb: WandbTracker | None = None
+        if wandb_project:
+            from mlwizard.core.model.wandb_tracking import WandbTracker
+
+            self.wandb = WandbTracker(wandb_project, self.root)  # raises if wandb is missing
 
     def record(self, row: dict[str, Any]) -> None:
         """Insert one run; `row` has keys of `COLUMNS`. Missing ones are NULL, except those the
@@ -267,10 +274,21 @@ class ExperimentStore:
             con.execute(sql, values)
         if self.tracker is not None:
             self.tracker.submit_run(row, self._logged)
+        if self.wandb is not None:
+            self.wandb.submit_run(row)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the runs recorded so far are in MLflow; raise the first failure as a
-        `TrackingError`. Without a tracking URI, returns at once."""
+        `TrackingError`. Without a tracking URI, returns at once. W&B runs are waited for too."""
+        if self.wandb is not None:
+            failure = self.wandb.flush(timeout)
+            if failure is not None:
+                from mlwizard.core.model.tracking import TrackingError
+
+                raise TrackingError(
+                    f"W&B logging failed: {type(failure).__name__}: {failure} (the runs are kept "
+                    f"in {self.path})"
+                ) from failure
         if self.tracker is None:
             return
         failure = self.tracker.flush(timeout)

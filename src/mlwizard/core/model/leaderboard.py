@@ -29,6 +29,7 @@ class RunLog:
             ctx.workspace.state_dir / STORE_FILE,
             tracking_uri=ctx.config.model.tracking_uri or None,
             experiment=ctx.config.project.name,
+            wandb_project=ctx.config.model.wandb_project,
         )
 
     def record(self, result: dict[str, Any], reused: bool = False) -> dict[str, Any]:

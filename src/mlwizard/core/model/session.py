@@ -16,7 +16,7 @@ from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import METRICS, Direction
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import BadInputError
-from mlwizard.core.model import candidates, executors, runcache, worker_entry
+from mlwizard.core.model import candidates, executors, runcache, sampling, worker_entry
 from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline
 from mlwizard.core.model.candidates import BASELINE, FAMILIES, START_ORDER
 from mlwizard.core.model.jobs import TrainJob, new_result
@@ -52,7 +52,9 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
 
     out_dir = ctx.workspace.artifact_dir("model") / "candidates"
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_hash = {n: ctx.workspace.file_hash(paths[n]) for n in ("train", "valid", "schema")}
+    train, sample = sampling.prepare(ctx, paths["train"], schema, seed, seconds, settings.workers)
+    files = {"train": train, "valid": paths["valid"], "schema": paths["schema"]}
+    data_hash = {n: ctx.workspace.file_hash(path) for n, path in files.items()}
     planned = {
         name: _plan(name, schema.task, seed, metric, strategy, column, data_hash, out_dir)
         for name in names
@@ -78,7 +80,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         )
     trainer = _Trainer(ctx, planned, results, log, budget, workers, threads, executor)
     job_fields = {
-        "train": paths["train"],
+        "train": train,  # the split, or a sample of it when it is too large
         "valid": paths["valid"],
         "schema": paths["schema"],
         "seed": seed,
@@ -116,6 +118,8 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         split={"strategy": strategy, "column": column},
     )
     outcome = finish(ctx, inputs)
+    if sample is not None:
+        outcome.metrics["training_sample"] = sample.to_dict()
     kept = {planned[n].files.result.stem for n in names}
     kept |= {Path(r["onnx"]).stem for r in inputs.ordered if r.get("onnx")}  # the ensemble
     runcache.prune(out_dir, kept)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mlwizard.core.kernel.config import Config, config_from_dict
+from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.kernel.workspace import Workspace
 
-HISTOGRAM_BINS = 12
 MAX_BARS = 10
 PREVIEW_CHARS = 20_000
 # Generated files shown in the deployment screen, and the language each is highlighted as.
@@ -124,27 +124,18 @@ def data_view(ws: Workspace) -> DataView:
     except Exception:
         config = None
     report = ws.artifact_dir("data") / "report.html"
-    charts = column_charts(ws, profile)
+    charts = column_charts(profile)
     return DataView(
         profile, audit, metrics, config, charts, ws.relative(report) if report.is_file() else None
     )
 
 
-def column_charts(ws: Workspace, profile: dict[str, Any]) -> dict[str, list[tuple[str, float]]]:
-    """Column -> bars (label, count): the profile's histogram or top values when it has them,
-    else counted from the data phase's snapshot of the source."""
+def column_charts(profile: dict[str, Any]) -> dict[str, list[tuple[str, float]]]:
+    """Column -> bars (label, count): the profile's histogram or top values. The profile is the
+    one place they are computed; a column it has none for gets no chart."""
     columns: dict[str, Any] = profile.get("columns") or {}
-    charts: dict[str, list[tuple[str, float]]] = {}
-    missing = []
-    for name, info in columns.items():
-        bars = _profile_bars(info)
-        if bars:
-            charts[name] = bars
-        else:
-            missing.append(name)
-    if missing:
-        charts.update(_snapshot_bars(ws, missing, columns))
-    return charts
+    charts = {name: _profile_bars(info) for name, info in columns.items()}
+    return {name: bars for name, bars in charts.items() if bars}
 
 
 def _profile_bars(info: dict[str, Any]) -> list[tuple[str, float]]:
@@ -152,44 +143,11 @@ def _profile_bars(info: dict[str, Any]) -> list[tuple[str, float]]:
     if isinstance(histogram, dict) and histogram.get("counts"):
         edges, counts = histogram.get("edges") or [], histogram["counts"]
         if len(edges) == len(counts) + 1:
-            return [(_fmt(edges[i]), float(c)) for i, c in enumerate(counts)]
-    top = info.get("top")
+            return [(fmt(edges[i]), float(c)) for i, c in enumerate(counts)]
+    top = info.get("top_counts")  # the commonest values with their counts (all rows)
     if isinstance(top, list) and top and isinstance(top[0], dict) and "count" in top[0]:
         return [(str(t.get("value")), float(t.get("count") or 0)) for t in top[:MAX_BARS]]
     return []
-
-
-def _snapshot_bars(
-    ws: Workspace, names: list[str], columns: dict[str, Any]
-) -> dict[str, list[tuple[str, float]]]:
-    path = output_path(ws, "data", "snapshot", "")
-    if not path.is_file() or path.suffix != ".parquet":
-        return {}
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path, columns=[n for n in names if n])
-    except Exception:
-        return {}
-    charts: dict[str, list[tuple[str, float]]] = {}
-    for name in table.column_names:
-        values = table.column(name)
-        if columns.get(name, {}).get("numeric"):
-            array = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
-            array = array[np.isfinite(array)]
-            if array.size == 0:
-                continue
-            counts, edges = np.histogram(array, bins=HISTOGRAM_BINS)
-            charts[name] = [(_fmt(edges[i]), float(c)) for i, c in enumerate(counts)]
-        else:
-            tally: dict[str, int] = {}
-            for value in values.to_pylist():
-                key = "∅ missing" if value is None else str(value)
-                tally[key] = tally.get(key, 0) + 1
-            ordered = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_BARS]
-            charts[name] = [(k, float(v)) for k, v in ordered]
-    return charts
 
 
 # -- model -------------------------------------------------------------------------------------
@@ -245,6 +203,14 @@ class DeployView:
     metrics: dict[str, Any]
     metadata: dict[str, Any]
     parity: list[dict[str, Any]]
+    checks: dict[str, Any] = field(default_factory=dict)  # validator -> {"status", "output"}
+
+
+def champion_metadata(service: Path) -> dict[str, Any]:
+    """The served model's metadata.json (bundles before models/champion/ kept it at the top)."""
+    return read_json(service / "models" / "champion" / "metadata.json") or read_json(
+        service / "metadata.json"
+    )
 
 
 def deploy_view(ws: Workspace) -> DeployView:
@@ -253,12 +219,15 @@ def deploy_view(ws: Workspace) -> DeployView:
     if not service.is_dir():
         return DeployView(None, [], metrics, {}, [])
     files = sorted(
-        p.name
-        for p in service.iterdir()
+        str(p.relative_to(service))
+        for p in service.rglob("*")
         if p.is_file() and (p.suffix in PREVIEW_LANGUAGES or p.name in PREVIEW_LANGUAGES)
     )
-    metadata = read_json(service / "metadata.json")
-    return DeployView(service, files, metrics, metadata, parity_rows(ws, metrics, metadata))
+    metadata = champion_metadata(service)
+    raw = metrics.get("checks")
+    checks: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    parity = parity_rows(ws, metrics, metadata)
+    return DeployView(service, files, metrics, metadata, parity, checks)
 
 
 def parity_rows(
@@ -310,7 +279,7 @@ def sample_rows(ws: Workspace, count: int = 1) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     service = output_path(ws, "deploy", "service", "artifacts/deploy/service")
-    metadata = read_json(service / "metadata.json")
+    metadata = champion_metadata(service)
     features = [f for f in metadata.get("features") or [] if isinstance(f, dict)]
     test = output_path(ws, "data", "test", "artifacts/data/test.parquet")
     table = pq.read_table(test, columns=[f["name"] for f in features]).slice(0, count)
@@ -368,9 +337,3 @@ def retraining_advice(drift: dict[str, Any], gate_failures: list[str]) -> tuple[
     if moderate:
         calm += f"; moderate drift on {', '.join(moderate)} — watch them"
     return False, [calm, "the model met its success criterion"]
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

@@ -93,6 +93,18 @@ class ModelSection:
 class DeploySection:
     service_name: str = "mlwizard-service"
     port: int = 8000
+    # A challenger model beside the champion (see core/deploy/bundle.py): shadow scores every
+    # request with it and logs it; canary_share of requests (by request id) it answers.
+    shadow: bool = False
+    canary_share: float = 0.0
+    gpu: bool = False  # a CUDA image with onnxruntime-gpu and a GPU resource request
+    # The GPU runtime's pin (default: onnxruntime-gpu at the CPU release parity ran on; CUDA
+    # builds are published separately and can lag, e.g. "onnxruntime-gpu==1.31.1").
+    gpu_requirement: str = ""
+    latency_objective_ms: float = 250.0  # p99 objective: the latency alert fires above it
+    cache_size: int = 0  # an LRU cache of predictions for repeated rows (0: off)
+    replicas: int = 2  # Kubernetes: the minimum; the autoscaler may add up to 4x
+    image: str = ""  # the image to push and run (default: ghcr.io/OWNER/<service host>)
 
 
 @dataclass(frozen=True)
@@ -172,7 +184,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return None if value is None else _coerce(value, inner, where)
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if hint in (int, str) and type(value) is hint:
+    if hint in (int, str, bool) and type(value) is hint:
         return value
     raise BadInputError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 

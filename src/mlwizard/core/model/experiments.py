@@ -33,12 +33,12 @@ import duckdb
 
 from mlwizard.core.contract.tasks import METRICS, Direction
 from mlwizard.core.kernel.errors import BadInputError, MlwizardError
+from mlwizard.core.kernel.formatting import utc_now
 from mlwizard.core.kernel.versions import package_versions
 
 if TYPE_CHECKING:
     from mlwizard.core.kernel.workspace import Workspace
     from mlwizard.core.model.tracking import MlflowTracker
-    from mlwizard.core.model.wandb_tracking import WandbTracker
 
 STORE_FILE = "experiments.duckdb"
 TABLE = "runs"
@@ -91,10 +91,6 @@ def _ident(name: str) -> str:
 
 def _base_type(kind: str) -> str:
     return kind.split()[0]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -227,7 +223,6 @@ class ExperimentStore:
         *,
         experiment: str | None = None,
         root: Path | None = None,
-        wandb_project: str = "",
     ) -> None:
         self.path = path
         self.root = root if root is not None else path.resolve().parent.parent
@@ -240,11 +235,6 @@ class ExperimentStore:
 
             name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or self.root.name
             self.tracker = MlflowTracker(uri, name, self.root)  # raises if mlflow is missing
-        self.wandb: WandbTracker | None = None
-        if wandb_project:
-            from mlwizard.core.model.wandb_tracking import WandbTracker
-
-            self.wandb = WandbTracker(wandb_project, self.root)  # raises if wandb is missing
 
     def record(self, row: dict[str, Any]) -> None:
         """Insert one run; `row` has keys of `COLUMNS`. Missing ones are NULL, except those the
@@ -255,7 +245,7 @@ class ExperimentStore:
             raise ValueError(f"unknown run columns: {sorted(unknown)}")
         row = dict(row)
         row["started_at"] = _as_datetime(row.get("started_at"))
-        row["recorded_at"] = _as_datetime(row.get("recorded_at")) or _now()
+        row["recorded_at"] = _as_datetime(row.get("recorded_at")) or utc_now()
         if row.get("package_versions") is None:
             row["package_versions"] = package_versions()
         if row.get("artifacts") is None and row.get("onnx_path"):
@@ -274,21 +264,10 @@ class ExperimentStore:
             con.execute(sql, values)
         if self.tracker is not None:
             self.tracker.submit_run(row, self._logged)
-        if self.wandb is not None:
-            self.wandb.submit_run(row)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the runs recorded so far are in MLflow; raise the first failure as a
-        `TrackingError`. Without a tracking URI, returns at once. W&B runs are waited for too."""
-        if self.wandb is not None:
-            failure = self.wandb.flush(timeout)
-            if failure is not None:
-                from mlwizard.core.model.tracking import TrackingError
-
-                raise TrackingError(
-                    f"W&B logging failed: {type(failure).__name__}: {failure} (the runs are kept "
-                    f"in {self.path})"
-                ) from failure
+        `TrackingError`. Without a tracking URI, returns at once."""
         if self.tracker is None:
             return
         failure = self.tracker.flush(timeout)
@@ -330,7 +309,7 @@ class ExperimentStore:
             "metric": metric,
             "direction": direction or direction_of(metric),
             "test": json.dumps(test, default=str) if test is not None else None,
-            "recorded_at": _now(),
+            "recorded_at": utc_now(),
         }
         names = list(values)
         sql = (

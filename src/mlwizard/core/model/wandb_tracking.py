@@ -101,9 +101,10 @@ class WandbTracker:
             metrics = dict(_flat_numbers(row.get("metrics")))
             if isinstance(row.get("duration_s"), int | float):
                 metrics["duration_s"] = float(row["duration_s"])
-            for step, fold in enumerate(row.get("cv_folds") or []):
-                scores = {k: v for k, v in fold.items() if k != "fold"}
-                run.log({f"cv.{k}": v for k, v in _flat_numbers(scores)}, step=step)
+            scores = ((row.get("metrics") or {}).get("cv") or {}).get("scores") or []
+            for step, score in enumerate(scores):  # the chosen configuration's folds
+                if isinstance(score, int | float):
+                    run.log({"cv.score": float(score)}, step=step)
             run.summary.update(metrics)
             for key in ("candidate", "status", "deployable", "reason", "data_fingerprint", "seed"):
                 if row.get(key) is not None:

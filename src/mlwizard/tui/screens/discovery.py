@@ -14,22 +14,26 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from mlwizard.core.contract.tasks import DEFAULT_METRIC, METRICS
 from mlwizard.core.kernel.config import Config
+from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.tui import loaders
-from mlwizard.tui.messages import ColumnsLoaded, ViewLoaded
+from mlwizard.tui.messages import ColumnsLoaded
 from mlwizard.tui.screens.base import PhaseScreen
 
 TASKS = ("auto", "binary", "multiclass", "regression")
 
+SOURCE_PAUSE_S = 0.4  # typing pause before the path is tried
+
 
 def metric_options(task: str) -> list[tuple[str, str]]:
     if task in METRICS:
-        names = list(METRICS[task])  # type: ignore[index]
-        return [("auto", "auto"), *((f"{n} ({METRICS[task][n]})", n) for n in names)]  # type: ignore[index]
+        names = list(METRICS[task])
+        return [("auto", "auto"), *((f"{n} ({METRICS[task][n]})", n) for n in names)]
     every = dict.fromkeys(m for metrics in METRICS.values() for m in metrics)
     return [("auto", "auto"), *((m, m) for m in every)]
 
@@ -63,6 +67,7 @@ class DiscoveryScreen(PhaseScreen):
         self._config: Config | None = None
         self._summary: dict[str, Any] = {}
         self._filled = False
+        self._source_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="discovery-form", classes="form"):
@@ -93,20 +98,16 @@ class DiscoveryScreen(PhaseScreen):
             yield Static("", id="discovery-summary", classes="summary")
 
     # -- loading ---------------------------------------------------------------------------------
-    def reload(self) -> None:
-        self._load()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load-discovery")
-    def _load(self) -> None:
-        view = loaders.discovery_view(self.wizard.workspace)
-        if not get_current_worker().is_cancelled:
-            self.post_message(ViewLoaded(self.PHASE, view))
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="read-columns")
-    def _read_columns(self, source: str) -> None:
+    def _read_columns(self, source: str, quiet: bool = False) -> None:
         read = loaders.read_columns(self.wizard.workspace, source)
+        if quiet and read.error:  # still typing: a half-typed path is no error yet
+            return
         if not get_current_worker().is_cancelled:
             self.post_message(ColumnsLoaded(read))
+
+    def read_view(self, workspace: Workspace) -> loaders.DiscoveryView:
+        return loaders.discovery_view(workspace)
 
     def show_view(self, view: object) -> None:
         assert isinstance(view, loaders.DiscoveryView)
@@ -187,14 +188,27 @@ class DiscoveryScreen(PhaseScreen):
         label = self.query_one("#threshold-label", Label)
         metric = self.query_one("#metric", Select).value
         if metric == "auto" and task in DEFAULT_METRIC:
-            metric = DEFAULT_METRIC[task]  # type: ignore[index]
+            metric = DEFAULT_METRIC[task]
         direction = METRICS.get(task, {}).get(str(metric), "maximize")  # type: ignore[call-overload]
         label.update(f"Success: test {'≥' if direction == 'maximize' else '≤'}")
 
     # -- events ----------------------------------------------------------------------------------
+    @on(Input.Changed, "#source")
+    def _on_source_typed(self, event: Input.Changed) -> None:
+        """Fill the target drop-down as soon as the typed path reads (after a short pause)."""
+        if self._source_timer is not None:
+            self._source_timer.stop()
+        source = event.value.strip()
+        if source and (self.columns is None or self.columns.source != source):
+            self._source_timer = self.set_timer(
+                SOURCE_PAUSE_S, lambda: self._read_columns(source, quiet=True)
+            )
+
     @on(Input.Submitted, "#source")
     @on(Button.Pressed, "#read-source")
     def _on_read_source(self) -> None:
+        if self._source_timer is not None:  # asked for now: no quiet read behind it
+            self._source_timer.stop()
         source = self.query_one("#source", Input).value.strip()
         if not source:
             self.notify("Type the path of a data file first.", severity="warning")

@@ -29,7 +29,8 @@ from typing import Any
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.model import runcache
-from mlwizard.core.model.executors import MakeJob, OnDone, OnStart, remote
+from mlwizard.core.model.executors import remote
+from mlwizard.core.model.executors.base import MakeJob, OnDone, OnStart
 
 CONNECT_TIMEOUT_S = 10.0
 POLL_S = 0.1

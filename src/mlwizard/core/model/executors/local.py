@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlwizard.core.model import workers as pool
-from mlwizard.core.model.executors import MakeJob, OnDone, OnStart
+from mlwizard.core.model.executors.base import MakeJob, OnDone, OnStart
 
 
 class LocalExecutor:

@@ -31,7 +31,7 @@ import pytest
 
 import mlwizard
 
-START_TIMEOUT_S = 60
+START_TIMEOUT_S = 180  # a worker imports dask and numpy: slow on a loaded machine
 QUIET = ("--no-dashboard", "--no-show")
 SRC = str(Path(mlwizard.__file__).resolve().parents[1])  # the workers import this mlwizard
 

@@ -27,7 +27,7 @@ from mlwizard.core.model.session import TRIALS_ENV
 from mlwizard.core.scaffold import create_project
 
 TOKEN = "api-secret-token"
-FAST_MODEL = {"candidates": ["dummy", "linear"], "time_budget": 60, "workers": 1}
+FAST_MODEL = {"candidates": ["dummy", "linear"], "time_budget": 600, "workers": 2}  # does not bind
 
 
 @pytest.fixture(autouse=True)

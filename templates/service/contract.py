@@ -40,6 +40,9 @@ def request_models(features: list[dict[str, Any]], domain: dict[str, Any], max_r
 class RowPrediction(BaseModel):
     prediction: Any
     proba: dict[str, float] | None = None
+    cluster: int | None = None  # clustering: the cluster id (also the prediction)
+    anomaly: bool | None = None  # anomaly detection: flagged as an anomaly (the prediction)
+    anomaly_score: float | None = None  # anomaly detection: higher = more unusual
     warnings: list[str] | None = Field(None, description="unseen categories, out-of-range values")
 
 

@@ -524,3 +524,28 @@ def test_importing_the_package_does_not_import_textual() -> None:
         "from mlwizard.tui import run_tui; assert 'textual' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_discovery_form_declines_reinforcement_learning(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "data.csv").write_text(
+        "state,action\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20))
+    )
+    (root / "mlwizard.toml").write_text('[data]\nsource = "data.csv"\ntarget = "action"\n')
+    app = MlwizardApp(root)
+    notes = capture_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        await pilot.press("escape")
+        screen.query_one("#source", Input).value = "data.csv"
+        screen.query_one("#source", Input).focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        screen.query_one("#problem", Input).value = "an agent learns a policy to maximize reward"
+        await pilot.press("escape", "ctrl+s")
+        await pilot.pause()
+        refusals = [m for m, _ in notes if "reinforcement learning, which mlwizard" in m]
+        assert refusals and "classifier of the next action" in refusals[0]
+        assert "problem" not in (root / "mlwizard.toml").read_text()  # nothing saved

@@ -2,7 +2,9 @@
 
 Inputs are prepared exactly as at training time: numerics become float32 with NaN for missing,
 categoricals become `str(value)` with missing values (None, NaN) mapped to the schema's
-`missing_token` (onnxruntime would silently read None as the string "None").
+`missing_token` (onnxruntime would silently read None as the string "None"). Datetimes are
+float32 seconds since 1970-01-01 UTC (numbers, or ISO 8601 strings such as
+"2024-05-01T13:45:00"); free text is lowercased; the graph derives the rest.
 
 `metadata.json` may carry the training `domain` of each feature (categories seen, numeric range):
 rows outside it are still scored, with a warning per row (`Predictor.domain_warnings`).
@@ -20,6 +22,10 @@ import numpy as np
 import onnxruntime as ort
 
 _MISSING_TYPES = frozenset({"NAType", "NaTType"})  # pandas' missing markers, without pandas
+CLASSIFIER_TASKS = ("binary", "multiclass")
+# Clustering models output `label` (the cluster id) and distances or probabilities; anomaly
+# models `label` (1 normal, -1 anomaly) and `scores` (higher = more normal, as scikit-learn's).
+UNSUPERVISED_TASKS = ("clustering", "anomaly")
 
 
 def is_missing(value: Any) -> bool:
@@ -47,6 +53,49 @@ def numeric_column(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     else:
         column = np.array([_to_float(v) for v in values], dtype=np.float64).astype(np.float32)
     return column.reshape(-1, 1)
+
+
+def datetime_column(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """float32 [N, 1] seconds since 1970 (UTC); ISO 8601 strings are parsed, NaN for missing."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return values.astype(np.float32).reshape(-1, 1)
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        seconds = values.astype("datetime64[us]").astype(np.int64) / 1e6
+        return np.where(np.isnat(values), np.nan, seconds).astype(np.float32).reshape(-1, 1)
+    return (
+        np.array([_seconds(v) for v in values], dtype=np.float64).astype(np.float32).reshape(-1, 1)
+    )
+
+
+def _seconds(value: Any) -> float:
+    if is_missing(value) or isinstance(value, bool):
+        return math.nan
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.endswith("Z"):
+        text = text[:-1]
+    if len(text) > 6 and text[-6] in "+-" and text[-3] == ":":  # an offset: +02:00
+        sign = 1 if text[-6] == "+" else -1
+        offset = sign * (int(text[-5:-3]) * 3600 + int(text[-2:]) * 60)
+        text = text[:-6]
+    else:
+        offset = 0
+    try:
+        stamp = np.datetime64(text.replace(" ", "T"), "us")
+    except ValueError:
+        return math.nan
+    return float(stamp.astype(np.int64)) / 1e6 - offset
+
+
+def text_column(values: Sequence[Any] | np.ndarray, missing_token: str) -> np.ndarray:
+    """Free text: str [N, 1] lowercased, missing values as `missing_token`."""
+    column = categorical_column(values, missing_token).ravel()
+    return np.array([v.lower() for v in column], dtype=object).reshape(-1, 1)
 
 
 def categorical_column(values: Sequence[Any] | np.ndarray, missing_token: str) -> np.ndarray:
@@ -154,6 +203,10 @@ class Predictor:
         self._inputs = self._check_inputs()
         self._outputs = [o.name for o in self.session.get_outputs()]
         expected = ["label", "probabilities"] if self.is_classifier else ["variable"]
+        if self.task in UNSUPERVISED_TASKS:  # label, then distances / probabilities / scores
+            expected = (
+                ["label", *self._outputs[1:2]] if len(self._outputs) == 2 else ["label", "scores"]
+            )
         if self._outputs != expected:
             raise ValueError(f"model outputs are {self._outputs}, expected {expected}")
         if self.is_classifier and not self.classes:
@@ -183,7 +236,7 @@ class Predictor:
 
     @property
     def is_classifier(self) -> bool:
-        return self.task != "regression"
+        return self.task in CLASSIFIER_TASKS
 
     @property
     def feature_names(self) -> list[str]:
@@ -197,7 +250,8 @@ class Predictor:
         if unknown:
             raise ValueError(f"model inputs not in schema.json: {', '.join(unknown)}")
         for name, kind in declared.items():
-            expected = "tensor(float)" if by_input[name]["kind"] == "numeric" else "tensor(string)"
+            float_kind = by_input[name]["kind"] in ("numeric", "datetime")
+            expected = "tensor(float)" if float_kind else "tensor(string)"
             if kind != expected:
                 raise ValueError(f"model input {name} is {kind}, schema.json implies {expected}")
         return [f for f in self.features if f["input"] in declared]
@@ -209,6 +263,10 @@ class Predictor:
             values = columns[feature["name"]]
             if feature["kind"] == "numeric":
                 feed[feature["input"]] = numeric_column(values)
+            elif feature["kind"] == "datetime":
+                feed[feature["input"]] = datetime_column(values)
+            elif feature["kind"] == "text":
+                feed[feature["input"]] = text_column(values, self.missing_token)
             else:
                 feed[feature["input"]] = categorical_column(values, self.missing_token)
         return feed
@@ -218,6 +276,8 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw outputs: (class ids, probabilities [N, C]) or (values, None)."""
         outputs = self.session.run(None, self.feed(columns))
+        if self.task in UNSUPERVISED_TASKS:  # (cluster ids or ±1 flags, scores)
+            return np.asarray(outputs[0]).ravel(), np.asarray(outputs[1], dtype=np.float32)
         if not self.is_classifier:
             return np.asarray(outputs[0], dtype=np.float32).ravel(), None
         proba = np.asarray(outputs[1], dtype=np.float32)
@@ -231,6 +291,13 @@ class Predictor:
     def predict_columns(self, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> dict[str, Any]:
         """{"prediction": [label or value per row], "proba": float32 [N, C] or None}."""
         values, proba = self.run(columns)
+        if self.task == "clustering":
+            return {"prediction": values.tolist(), "proba": None, "cluster": values.tolist()}
+        if self.task == "anomaly":
+            assert proba is not None
+            flags = (values == -1).tolist()
+            scores = (-proba.reshape(-1)).tolist()  # higher = more unusual
+            return {"prediction": flags, "proba": None, "anomaly": flags, "anomaly_score": scores}
         if not self.is_classifier:
             return {"prediction": values.tolist(), "proba": None}
         assert proba is not None  # a classifier's run() gives its probabilities
@@ -260,6 +327,12 @@ class Predictor:
         return [True] * len(finite) if finite.all() else finite.tolist()
 
     def to_records(self, result: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self.task in UNSUPERVISED_TASKS:
+            keys = [k for k in ("cluster", "anomaly", "anomaly_score") if k in result]
+            return [
+                {"prediction": value, **{k: result[k][i] for k in keys}}
+                for i, value in enumerate(result["prediction"])
+            ]
         if result["proba"] is None:
             return [{"prediction": value} for value in result["prediction"]]
         keys = [str(c) for c in self.classes or []]

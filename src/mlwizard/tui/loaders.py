@@ -306,34 +306,35 @@ class OperationsView:
     metrics: dict[str, Any]
     retrain: bool
     reasons: list[str]
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    champion: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    monitor: dict[str, Any] = field(default_factory=dict)  # the latest `mlwizard monitor` report
 
 
 def operations_view(ws: Workspace) -> OperationsView:
+    """The operations phase's drift report and advice (decided by the core), the registry and
+    the latest monitoring report."""
+    from mlwizard.core.operations.advice import retraining_advice
+    from mlwizard.core.operations.registry import Registry
+
     drift = read_json(output_path(ws, "operations", "drift", "artifacts/operations/drift.json"))
     metrics = checkpoint_metrics(ws, "operations")
-    model = ws.read_checkpoint("model")
-    retrain, reasons = retraining_advice(drift, model.gate_failures if model else [])
-    return OperationsView(drift, metrics, retrain, reasons)
-
-
-def retraining_advice(drift: dict[str, Any], gate_failures: list[str]) -> tuple[bool, list[str]]:
-    """Whether to retrain, and why: major drift on any feature, or a failed success criterion."""
-    features: dict[str, Any] = drift.get("features") or {}
-    major = sorted(
-        name for name, f in features.items() if isinstance(f, dict) and f.get("level") == "major"
-    ) or sorted(drift.get("drifted") or [])
-    moderate = sorted(
-        name for name, f in features.items() if isinstance(f, dict) and f.get("level") == "moderate"
+    advice = metrics.get("advice") or drift.get("advice")
+    if not advice and drift:  # a report from before the phase decided: the core's rule, still
+        model = ws.read_checkpoint("model")
+        advice = retraining_advice(drift, list(model.gate_failures) if model else [])
+    advice = advice or {}
+    reasons = list(advice.get("reasons") or ["no drift report yet: run the operations phase"])
+    registry = Registry(ws.root)
+    monitor = read_json(ws.artifact_dir("operations") / "monitor" / "latest.json")
+    return OperationsView(
+        drift,
+        metrics,
+        bool(advice.get("retrain")),
+        reasons,
+        registry.versions(),
+        registry.champion(),
+        registry.history(),
+        monitor,
     )
-    reasons = []
-    if major:
-        reasons.append(f"major drift on {', '.join(major)}: the data moved away from training")
-    reasons += [f"success criterion failed: {failure}" for failure in gate_failures]
-    if reasons:
-        return True, reasons
-    if not features:
-        return False, ["no drift report yet: run the operations phase"]
-    calm = "no feature drifted majorly"
-    if moderate:
-        calm += f"; moderate drift on {', '.join(moderate)} — watch them"
-    return False, [calm, "the model met its success criterion"]

@@ -47,7 +47,9 @@ def domain(train_path: Path, schema: Schema) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for feature in schema.features:
         column = table.column(feature.name)
-        if feature.kind == "numeric":
+        if feature.kind in ("datetime", "text"):  # future dates and new words are expected
+            result[feature.name] = {}
+        elif feature.kind == "numeric":
             numbers = pc.cast(column, pa.float64(), safe=False) if not _numeric(column) else column
             numbers = pc.drop_null(numbers)
             finite = pc.filter(numbers, pc.is_finite(numbers)) if len(numbers) else numbers
@@ -85,7 +87,8 @@ def metadata(ctx: PhaseContext, schema: Schema, threshold: float | None) -> dict
         "task": schema.task,
         "target": schema.target,
         "features": features(ctx, schema),
-        "classes": schema.classes,
+        # Anomaly detection's label values only evaluated the model: it does not predict them.
+        "classes": schema.classes if schema.task in ("binary", "multiclass") else None,
         "missing_token": schema.missing_token,
         "metrics": {
             "metric": scores.get("metric"),
@@ -93,12 +96,14 @@ def metadata(ctx: PhaseContext, schema: Schema, threshold: float | None) -> dict
             "validation": (scores.get("validation") or {}).get(best),
             "baseline_validation": scores.get("baseline"),
         },
+        # Which rows the served model was fitted on, and which model the test score is of.
+        "training": scores.get("training"),
         "success_threshold": ctx.config.discovery.success_threshold,
         "decision_threshold": threshold,
         "excluded": schema.excluded,
         "sensitive_columns": sensitive_columns([f.name for f in schema.features]),
         "parity": None,  # filled in once checked
-        "created_at": now(),
+        "created_at": timestamp(),
         "versions": {
             "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__,
@@ -115,6 +120,8 @@ def samples(
     for i in range(len(rows)):
         if labels is None:
             expected.append({"prediction": float(native[i])})
+        elif np.ndim(native) == 1:  # clustering, anomaly detection: the cluster id or the flag
+            expected.append({"prediction": labels[i]})
         else:
             expected.append({"prediction": labels[i], "proba": [float(p) for p in native[i]]})
     return {"rows": rows, "expected": expected, "served": served}
@@ -152,7 +159,3 @@ def model_card_extras(ctx: PhaseContext) -> dict[str, Any]:
         "worst_slices": analysis.get("worst_slices") or [],
         "importance": analysis.get("permutation_importance") or {},
     }
-
-
-def now() -> str:
-    return timestamp()

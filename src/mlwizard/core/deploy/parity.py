@@ -84,6 +84,10 @@ class ServiceParity:
 
 def native_outputs(pipeline: Any, frame: Any, schema: Schema, threshold: float | None) -> Any:
     """(values or probabilities [N, C], labels or None) from the trained pipeline."""
+    if schema.task in ("clustering", "anomaly"):  # cluster ids; anomaly scores and flags
+        from mlwizard.core.deploy import unsupervised
+
+        return unsupervised.native_outputs(pipeline, frame, schema)
     if schema.task == "regression":
         return np.asarray(pipeline.predict(frame), dtype=np.float64).ravel(), None
     classes = schema.classes or []
@@ -118,6 +122,11 @@ def compare(
     predictor: Any, served: list[dict[str, Any]], pipeline: Any, frame: Any, schema: Schema
 ) -> ServiceParity:
     native, labels = native_outputs(pipeline, frame, schema, predictor.threshold)
+    if schema.task in ("clustering", "anomaly"):
+        from mlwizard.core.deploy import unsupervised
+
+        diff, tolerance, agreement = unsupervised.compare(served, native, labels, schema)
+        return ServiceParity(len(served), diff, tolerance, agreement)
     if schema.task == "regression":
         values = np.array([r["prediction"] for r in served], dtype=np.float64)
         tolerance = REGRESSION_TOLERANCE * (1.0 + float(np.max(np.abs(native))))

@@ -142,6 +142,7 @@ def _summary(
     checks: dict[str, Any],
 ) -> str:
     label = "probabilities" if schema.task != "regression" else "values"
+    label = {"clustering": "cluster ids", "anomaly": "anomaly scores"}.get(schema.task, label)
     agreement = (
         f", labels agree on {served.label_agreement:.2%}"
         if served.label_agreement is not None

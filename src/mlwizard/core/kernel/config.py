@@ -17,6 +17,8 @@ from mlwizard.core.kernel.errors import BadInputError
 CONFIG_FILE = "mlwizard.toml"
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
+# "reinforcement_learning" is accepted only to be declined with advice (discovery/approach.py).
+Approach = Literal["auto", "supervised", "clustering", "anomaly", "reinforcement_learning"]
 SplitStrategy = Literal["stratified", "random", "time", "group"]
 ColumnType = Literal["numeric", "categorical", "boolean", "datetime", "text", "identifier"]
 DEFAULT_NA_VALUES = ("", "NA", "N/A", "NULL", "null", "NaN", "nan")
@@ -55,6 +57,16 @@ class DiscoverySection:
     # threshold (unset: the threshold that maximizes F1 on validation).
     cost_false_positive: float | None = None
     cost_false_negative: float | None = None
+    # What a correct decision is worth (any task with classes): with the costs, the model's
+    # expected saving against the baseline (ROI) in discovery's and the model phase's reports.
+    value_correct_decision: float | None = None
+    # The kind of learning: supervised (a target), clustering or anomaly (no target; anomaly may
+    # keep a rare label for evaluation only). "auto": supervised when a target is set.
+    approach: Approach = "auto"
+    problem: str = ""  # the problem in the user's words (reinforcement learning is recognised)
+    clusters: int = 0  # clustering: the number of clusters; 0: chosen by silhouette / BIC
+    # Anomaly detection: the expected share of anomalies; unset: estimated from the data.
+    contamination: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,10 @@ class ModelSection:
         "catboost",
         "extra_trees",
     )
+    # After the choice, refit the deployed model on every labelled row (train + validation +
+    # test); the test score stays the one of the model refitted on train + validation. False:
+    # deploy the train + validation model, the one the test score belongs to.
+    refit_full: bool = True
     # Execution settings: they change how long and where training runs, not what a model is, so
     # they are left out of the phase's input hash (see `Config.section_hash`).
     time_budget: float = 300.0
@@ -108,6 +124,15 @@ class DeploySection:
 
 
 @dataclass(frozen=True)
+class OperationsSection:
+    # What the generated schedules monitor: a file or glob of this week's production data, or the
+    # service's request log. Empty: the schedules monitor the service's PREDICTION_LOG.
+    current: str = ""
+    schedule: str = "0 6 * * 1"  # cron: when the schedules run monitor -> retrain (Mondays 06:00)
+    retrain_data: str = ""  # what `retrain` trains the challenger on in the schedules
+
+
+@dataclass(frozen=True)
 class Config:
     project: ProjectSection = field(default_factory=ProjectSection)
     data: DataSection = field(default_factory=DataSection)
@@ -115,6 +140,7 @@ class Config:
     split: SplitSection = field(default_factory=SplitSection)
     model: ModelSection = field(default_factory=ModelSection)
     deploy: DeploySection = field(default_factory=DeploySection)
+    operations: OperationsSection = field(default_factory=OperationsSection)
 
     EXECUTION_KEYS = frozenset(
         {"time_budget", "workers", "executor", "tracking_uri", "wandb_project"}

@@ -21,12 +21,13 @@ import pandas as pd
 from mlwizard.core.contract.features import feature_frame, target_vector
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import Direction
+from mlwizard.core.discovery import feasibility, value
 from mlwizard.core.export.onnx_export import make_session, predict_onnx
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import MlwizardError
 from mlwizard.core.kernel.formatting import fmt
-from mlwizard.core.model import analysis, ensemble, fitting, threshold
+from mlwizard.core.model import analysis, choice, ensemble, fitting, hypotheses, refit, threshold
 from mlwizard.core.model.budget import Budget
 from mlwizard.core.model.candidates import BASELINE
 from mlwizard.core.model.leaderboard import RunLog, leaderboard, left_out, summary, why_best
@@ -36,6 +37,8 @@ END_MARGIN_S = 0.5  # also covers the runner writing the checkpoint after the ph
 END_MARGIN_SHARE = 0.015
 ENSEMBLE_AFTER_S = 0.5
 ENSEMBLE_AFTER_SHARE = 0.5  # of the budget's reserve
+REFIT_AFTER_S = 1.0  # kept after the refits: the test evaluation, error analysis, artifacts
+REFIT_AFTER_SHARE = 0.05
 
 
 @dataclass
@@ -60,7 +63,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     base = next((r for r in finished if r["candidate"] == BASELINE), None)
     baseline = base["score"] if base else None
     deployable = [r for r in finished if r["deployable"]]
-    best = _best(deployable, i.direction)
+    best = choice.best(deployable, i.direction)
     if best is None:
         atomic.write_json(
             ctx.artifact("leaderboard.json"),
@@ -83,18 +86,15 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         ctx.artifact("leaderboard.json"),
         leaderboard(i.ordered, i.metric, i.direction, best, baseline, ctx),
     )
-    outputs = {
-        "onnx": atomic.write_bytes(ctx.artifact("model.onnx"), Path(best["onnx"]).read_bytes()),
-        "pipeline": atomic.write_bytes(
-            ctx.artifact("model.joblib"), Path(best["joblib"]).read_bytes()
-        ),
-        "leaderboard": board,
-    }
+    outputs: dict[str, Path] = {"leaderboard": board}
     ctx.message(
-        why_best(best, deployable, i.metric, i.direction, baseline), candidate=best["candidate"]
+        why_best(best, deployable, i.metric, i.direction, baseline)
+        + f" (chosen by {choice.how_chosen(best, i.metric)})",
+        candidate=best["candidate"],
     )
 
-    session = make_session(outputs["onnx"], threads=max(1, i.workers * i.threads))
+    threads = max(1, i.workers * i.threads)
+    session = make_session(Path(best["onnx"]), threads=threads)
     valid_pred = _onnx_prediction(session, x_valid, schema)
 
     decision = None
@@ -103,17 +103,29 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         outputs["decision"] = atomic.write_json(ctx.artifact("decision.json"), decision)
     cut = decision["threshold"] if decision else None
 
-    # The one read of the test split.
+    # The one read of the test split; the refits (train + validation, every row) come first.
     test_table = pd.read_parquet(i.paths["test"])
     x_test, y_test = feature_frame(test_table, schema), target_vector(test_table, schema)
+    refits = refit.in_phase(
+        ctx,
+        best,
+        deployable,
+        i.schema,
+        {"train": pd.read_parquet(i.paths["train"]), "valid": valid, "test": test_table},
+        deadline=i.budget.end - max(REFIT_AFTER_S, REFIT_AFTER_SHARE * i.budget.seconds),
+    )
+    if refits.test is not None:
+        session = make_session(refits.test.onnx, threads=threads)
     test_pred = _onnx_prediction(session, x_test, schema)
+    outputs.update(refit.write_model(ctx, best, refits.deployed or refits.test))
+    training = refits.describe(ctx.config.model.refit_full)
     test = evaluate(schema.task, y_test, test_pred, n_classes, cut)
     ctx.message(
         _test_words(test, i.metric, schema.task, cut), candidate=best["candidate"], test=test
     )
-    i.log.store.record_choice(
-        i.log.phase_run_id, best["candidate"], metric=i.metric, direction=i.direction, test=test
-    )
+    roi = value.model_roi(ctx.config.discovery, schema.task, y_test, test_pred, cut)  # ROI
+    if roi is not None:
+        ctx.message(value.words(roi), value=roi)
 
     warnings = analysis.too_good(best["validation"], i.metric, _audit_path(ctx))
     for warning in warnings:
@@ -133,15 +145,35 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
             "scores": evaluate(schema.task, y_valid, valid_pred, n_classes, cut),
             **details(schema.task, y_valid, valid_pred, n_classes, cut, schema.classes),
         },
+        "training": training,
         "test": {
             "rows": len(y_test),
+            "model_fit_on": training["test_model_fit_on"],
             "scores": test,
             **details(schema.task, y_test, test_pred, n_classes, cut, schema.classes),
         },
-        "error_analysis": _error_analysis(ctx, i, valid, valid_pred, cut, outputs),
+        "error_analysis": _error_analysis(ctx, i, valid, valid_pred, cut, outputs, best["joblib"]),
         "warnings": warnings,
+        "value": roi,
     }
+    proposals = hypotheses.propose(
+        evaluation["error_analysis"], evaluation["validation"], [f.name for f in schema.features]
+    )
+    evaluation["proposed_hypotheses"] = proposals
     outputs["evaluation"] = atomic.write_json(ctx.artifact("evaluation.json"), evaluation)
+    hypothesis = hypotheses.take_pending(ctx.workspace)
+    best_params = (best.get("search") or {}).get("best", {}).get("params", {})
+    i.log.store.record_choice(
+        i.log.phase_run_id,
+        best["candidate"],
+        metric=i.metric,
+        direction=i.direction,
+        test=test,
+        hypothesis=hypothesis,
+        data_fingerprint=ctx.upstream["data"].fingerprint,
+        params=best_params or best.get("params"),
+        proposals=proposals,
+    )
     metrics = {
         "task": schema.task,
         "metric": i.metric,
@@ -157,9 +189,13 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "incomplete": [r["candidate"] for r in finished if not r.get("complete")],
         "reused": reused,
         "ensemble": ensemble_report,
-        "parity": best["parity"],
+        "parity": training["deployed_parity"] or best["parity"],
+        "training": training,
+        "chosen_by": choice.how_chosen(best, i.metric),
         "cv": _cv_plan(finished),
-        "best_params": (best.get("search") or {}).get("best", {}).get("params", {}),
+        "best_params": best_params,
+        "hypothesis": hypothesis,
+        "proposed_hypotheses": proposals,
         "split_strategy": i.split.get("strategy"),
         "warnings": warnings,
         "success_threshold": ctx.upstream["discovery"].metrics.get("success_threshold"),
@@ -168,11 +204,30 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "threads_per_worker": i.threads,
         "time_budget_s": i.budget.seconds,
         "phase_run_id": i.log.phase_run_id,
+        "value": roi,
+        "feasibility": _measured_vs_estimate(ctx, i, len(y_valid), len(y_test)),
     }
     gate = _gate(
         i.metric, i.direction, metrics["success_threshold"], test.get(i.metric), best, baseline
     )
     return PhaseResult(metrics=metrics, outputs=outputs, gate_failures=gate)
+
+
+def _measured_vs_estimate(ctx: PhaseContext, i: Inputs, valid: int, test: int) -> dict[str, Any]:
+    """Discovery-style estimate of this phase (at the machine's load now) against its clock."""
+    rows = max(
+        0, int((ctx.upstream["data"].metrics.get("splits") or {}).get("train", {}).get("rows", 0))
+    )
+    names = [r["candidate"] for r in i.ordered]
+    slowdown = feasibility.contention()
+    estimated = feasibility.estimate_seconds(
+        rows, len(i.schema.features), names, i.workers, i.budget.seconds, slowdown=slowdown
+    )
+    return {
+        "estimated_s": round(estimated, 1),
+        "measured_s": round(i.budget.elapsed(), 1),
+        "contention": round(slowdown, 2),
+    }
 
 
 def _error_analysis(
@@ -182,6 +237,7 @@ def _error_analysis(
     prediction: np.ndarray,
     cut: float | None,
     outputs: dict[str, Path],
+    best_joblib: str,
 ) -> dict[str, Any]:
     """Worst rows (always), then worst slices and permutation importance if the clock allows.
 
@@ -207,7 +263,8 @@ def _error_analysis(
             valid, schema, errors, min_rows, deadline=done_by
         )
     x = feature_frame(valid, schema)
-    found["permutation_importance"] = _importance(outputs["pipeline"], x, y, i, done_by)
+    # The training-split model: the validation rows are held out from it alone.
+    found["permutation_importance"] = _importance(Path(best_joblib), x, y, i, done_by)
     return found
 
 
@@ -327,15 +384,6 @@ def _audit_path(ctx: PhaseContext) -> str:
         return ctx.workspace.relative(ctx.upstream_artifact("data", "audit"))
     except KeyError:
         return "artifacts/data/audit.json"
-
-
-def _best(deployable: list[dict[str, Any]], direction: Direction) -> dict[str, Any] | None:
-    """The best validation score; ties go to the earlier candidate in the configured order."""
-    best = None
-    for result in deployable:
-        if best is None or is_better(result["score"], best["score"], direction):
-            best = result
-    return best
 
 
 def _test_words(test: Scores, metric: str, task: str, cut: float | None) -> str:

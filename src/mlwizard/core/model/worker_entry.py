@@ -12,6 +12,11 @@ from mlwizard.core.model.jobs import TrainJob
 
 
 def run(job: TrainJob) -> dict[str, Any]:
+    """Train; the library warnings raised on the way travel back summarised, not on stderr."""
+    from mlwizard.core.kernel import libwarnings
     from mlwizard.core.model.training import train_candidate
 
-    return train_candidate(job)
+    with libwarnings.captured() as caught:
+        result = train_candidate(job)
+    summary = libwarnings.summarise(caught)
+    return {**result, "library_warnings": summary} if summary else result

@@ -1,6 +1,9 @@
-"""The candidate sweep with 2 worker processes against 1: same data, same candidates, side by side.
+"""The candidate sweep with 2 workers against 1: same data, same candidates, side by side, on the
+local pool and on a Dask cluster (a scheduler and 1 or 2 `dask worker --nthreads 1` processes on
+127.0.0.1, started by this script).
 
     python benchmarks/bench_workers.py [--dataset credit] [--repeats 3] [--candidates ...]
+        [--engines local,dask]
 
 One project is prepared (discovery and data phases); every repetition copies it afresh, so the
 model phase starts with no run cache, sets `[model] workers` and runs `mlwizard run --phase model`
@@ -17,6 +20,7 @@ each (`workers.plan`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -38,7 +42,11 @@ from _common import (
     set_model_config,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers.servers import running_dask  # the tests' launcher: scheduler + workers on 127.0.0.1
+
 WORKERS = (1, 2)
+ENGINES = ("local", "dask")
 
 
 def sweep_seconds(project: Path) -> float:
@@ -51,13 +59,19 @@ def sweep_seconds(project: Path) -> float:
     return (end - start).total_seconds()
 
 
-def one_run(prepared: Path, into: Path, workers: int) -> dict[str, Any]:
+def one_run(
+    prepared: Path, into: Path, workers: int, engine: str = "local", address: str = ""
+) -> dict[str, Any]:
     project = fresh_copy(prepared, into)
     set_model_config(project, workers=workers)
-    report, wall = mlwizard("run", "--phase", "model", "-p", project, "--json", ok=(0, 1))
+    executor = ["--executor", f"dask://{address[len('tcp://') :]}"] if engine == "dask" else []
+    report, wall = mlwizard(
+        "run", "--phase", "model", "-p", project, "--json", *executor, ok=(0, 1)
+    )
     metrics = report["phases"]["model"]["metrics"]
     candidates = metrics["candidates"]
     return {
+        "engine": engine,
         "workers": metrics["workers"],
         "threads_per_worker": metrics["threads_per_worker"],
         "model_phase_s": checkpoint(project, "model")["duration_s"],
@@ -70,6 +84,15 @@ def one_run(prepared: Path, into: Path, workers: int) -> dict[str, Any]:
 
 
 def summary(results: dict[str, Any]) -> str:
+    engines = sorted({r.get("engine", "local") for r in results["runs"]}, key=ENGINES.index)
+    parts = []
+    for engine in engines:
+        runs = [r for r in results["runs"] if r.get("engine", "local") == engine]
+        parts.append(f"### {engine}\n\n" + _summary({**results, "runs": runs}, engine, results))
+    return "\n\n".join(parts)
+
+
+def _summary(results: dict[str, Any], engine: str, into: dict[str, Any]) -> str:
     by_workers = {w: [r for r in results["runs"] if r["workers"] == w] for w in WORKERS}
     lines = [
         "| workers × threads | model phase (s), each run | median | sweep (s), each run | median |",
@@ -93,7 +116,7 @@ def summary(results: dict[str, Any]) -> str:
         pair = {r["workers"]: r for r in results["runs"] if r["repeat"] == repeat}
         if set(pair) == set(WORKERS):
             paired.append(round(pair[1]["sweep_s"] / pair[2]["sweep_s"], 2))
-    results["speedup"] = {
+    into.setdefault("speedup", {})[engine] = {
         "model_phase": round(phase_ratio, 2),
         "sweep": round(sweep_ratio, 2),
         "sweep_per_repeat": paired,
@@ -116,6 +139,7 @@ def main() -> None:
     parser.add_argument(
         "--candidates", default="", help="mlwizard [model] candidates (default: the project's)"
     )
+    parser.add_argument("--engines", default="local", help="local, dask, or local,dask")
     parser.add_argument("--out", type=Path, help="write the raw results as JSON here")
     parser.add_argument("--report", type=Path, help="only print the summary of saved results")
     args = parser.parse_args()
@@ -146,15 +170,25 @@ def main() -> None:
         update_config_file(prepared / "mlwizard.toml", {"project": {"seed": args.seed}})
         mlwizard("run", "--phase", "discovery", "-p", prepared)
         mlwizard("run", "--phase", "data", "-p", prepared)
-        for repeat in range(args.repeats):
-            order = WORKERS if repeat % 2 == 0 else tuple(reversed(WORKERS))
-            for workers in order:
-                run = one_run(prepared, Path(tmp) / f"w{workers}-r{repeat}", workers)
-                run["repeat"] = repeat
-                results["runs"].append(run)
-                print(f"repeat {repeat}: {run}", file=sys.stderr)
+        engines = args.engines.split(",")
+        with contextlib.ExitStack() as stack:
+            clusters = {}
+            if "dask" in engines:  # one cluster per worker count, started once, idle between runs
+                for w in WORKERS:
+                    folder = Path(tmp) / f"dask-{w}"
+                    folder.mkdir()
+                    clusters[w] = stack.enter_context(running_dask(folder, w)).address
+            for repeat in range(args.repeats):
+                order = WORKERS if repeat % 2 == 0 else tuple(reversed(WORKERS))
+                for engine in engines:
+                    for workers in order:
+                        into = Path(tmp) / f"{engine}-w{workers}-r{repeat}"
+                        run = one_run(prepared, into, workers, engine, clusters.get(workers, ""))
+                        run["repeat"] = repeat
+                        results["runs"].append(run)
+                        print(f"repeat {repeat}: {run}", file=sys.stderr)
     results["machine"]["load_average_end"] = machine()["load_average"]
-    same_work = {tuple(sorted(r["trials"].items())) for r in results["runs"]}
+    same_work = {tuple(sorted(r["trials"].items())) for r in results["runs"]}  # all engines
     results["same_work"] = len(same_work) == 1 and all(r["all_complete"] for r in results["runs"])
     text = summary(results)
     save(results, args.out)

@@ -4,4 +4,4 @@ Levels: `unit/` (one module, no phase run), `phases/` (a phase or the runner on 
 `shells/` (the CLI and the TUI), `e2e/` (the installed command, end to end).
 """
 
-pytest_plugins = ["helpers.fixtures", "helpers.pg_server"]
+pytest_plugins = ["helpers.fixtures", "helpers.pg_server", "helpers.servers"]

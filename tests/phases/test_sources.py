@@ -462,9 +462,9 @@ def test_unreachable_server_is_named_without_its_password(tmp_path: Path) -> Non
 
 
 def test_unknown_url_schemes_are_refused(tmp_path: Path) -> None:
-    message = refused(tmp_path, source="s3://bucket/data.parquet")
-    assert "nothing is downloaded at run time" in message
-    assert fingerprint(tmp_path, source="s3://bucket/data.parquet") == "invalid"
+    message = refused(tmp_path, source="ftp://host/data.parquet")
+    assert "is not a source mlwizard reads" in message and "s3://bucket/key" in message
+    assert fingerprint(tmp_path, source="ftp://host/data.parquet") == "invalid"
 
 
 # -- every source through the discovery and data phases ----------------------------------------

@@ -120,6 +120,13 @@ def run(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout; progress on stderr.")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help='Where candidates train: "local" or "dask://HOST:PORT" (overrides '
+            "[model] executor)."
+        ),
+    ] = None,
     with_upstream: Annotated[
         bool, typer.Option(help="Also run the phases it needs that are not up to date.")
     ] = False,
@@ -147,6 +154,7 @@ def run(
             runner.resolve_phases(phase, upstream=with_upstream),
             time_budget=time_budget,
             emit=progress_printer(),
+            executor=executor,
         )
     if json_output:
         print_json(report.to_json())

@@ -109,6 +109,7 @@ def run_phase(
     emit: ev.EventSink = ev.ignore,
     cancel: threading.Event | None = None,
     force: bool = False,
+    executor: str | None = None,
 ) -> PhaseOutcome:
     """Run one phase if it is not up to date. Raises on failure, after recording it."""
     config = config or ws.load_config()
@@ -141,6 +142,7 @@ def run_phase(
         config=config,
         upstream={k: v for k, v in upstream.items() if v is not None},
         time_budget=time_budget,
+        executor=executor,
         emit=emit,
         cancel=cancel or threading.Event(),
     )
@@ -212,6 +214,7 @@ def run(
     time_budget: float | None = None,
     emit: ev.EventSink = ev.ignore,
     cancel: threading.Event | None = None,
+    executor: str | None = None,
 ) -> RunReport:
     """Run phases in order, stopping at the first failure. Errors land in the report."""
     report = RunReport(project=ws.root)
@@ -220,7 +223,13 @@ def run(
         before = ws.read_checkpoint(phase)
         try:
             report.phases[phase] = run_phase(
-                ws, phase, config=config, time_budget=time_budget, emit=emit, cancel=cancel
+                ws,
+                phase,
+                config=config,
+                time_budget=time_budget,
+                emit=emit,
+                cancel=cancel,
+                executor=executor,
             )
         except QualityGateError as exc:
             # Either the phase finished and its results failed a gate (checkpoint done, with

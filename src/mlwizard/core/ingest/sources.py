@@ -2,8 +2,10 @@
 
 `[data] source` is a file (CSV/TSV, Parquet, JSON/NDJSON, Excel, SQLite), a glob of files
 (`data/*.parquet`), or a database URL (`sqlite:///path.db`, `postgresql://user@host/db`) with
-`[data] table` or `[data] query`. For Excel, `table` names the sheet. The readers live in
-`mlwizard.core.ingest`; they are imported when a source of their kind is read.
+`[data] table` or `[data] query`. For Excel, `table` names the sheet. Remote files
+(`s3://bucket/key` or an S3 glob, `https://host/file.csv`: `ingest.remote`) and paginated JSON
+APIs (`ingest.api`) are fetched into the project's cache and read like local files. The readers
+live in `mlwizard.core.ingest`; they are imported when a source of their kind is read.
 
 Paths and values are always passed to DuckDB as arguments, never formatted into SQL; column names
 from users' files go through `quote_ident`.
@@ -109,7 +111,7 @@ def _snapshotted(
 
 # -- the configured source -----------------------------------------------------------------------
 
-SourceKind = Literal["file", "glob", "sqlite", "postgres"]
+SourceKind = Literal["file", "glob", "sqlite", "postgres", "remote", "api"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class Source:
     label: str
     path: Path | None = None  # a file, or a SQLite database
     pattern: str = ""  # a glob, relative to the project
-    url: str = field(default="", repr=False)  # a PostgreSQL URL, password included
+    url: str = field(default="", repr=False)  # a database or remote URL, secrets included
 
 
 def resolve_source(ws: Workspace, config: Config) -> Source:
@@ -128,7 +130,7 @@ def resolve_source(ws: Workspace, config: Config) -> Source:
     if not raw:
         ws.source_path(config)  # raises, saying how to set it
     if "://" in raw:
-        return _url_source(ws, raw)
+        return _url_source(ws, raw, bool(config.data.api))
     if is_glob(raw):
         return Source("glob", str(ws.root / raw), pattern=raw)
     path = ws.source_path(config)
@@ -137,10 +139,19 @@ def resolve_source(ws: Workspace, config: Config) -> Source:
     return Source("file", str(path), path=path)
 
 
-def _url_source(ws: Workspace, raw: str) -> Source:
-    from mlwizard.core.ingest import postgres
+def _url_source(ws: Workspace, raw: str, is_api: bool = False) -> Source:
+    from mlwizard.core.ingest import postgres, remote
 
     scheme = raw.split("://", 1)[0].lower()
+    if is_api:
+        if scheme not in ("http", "https"):
+            raise BadInputError(
+                f"{ws.config_path}: [data] source: an API's url must be http(s)://, not "
+                f"{remote.redact(raw)}"
+            )
+        return Source("api", remote.redact(raw), url=raw)
+    if scheme in remote.SCHEMES:
+        return Source("remote", remote.redact(raw), url=raw)
     if scheme in postgres.SCHEMES:
         return Source("postgres", postgres.redact(raw), url=raw)
     if scheme == "sqlite" and raw.startswith("sqlite:///") and len(raw) > len("sqlite:///"):
@@ -149,8 +160,8 @@ def _url_source(ws: Workspace, raw: str) -> Source:
     shown = postgres.redact(raw) if scheme.startswith("postgres") else raw.split("?", 1)[0]
     raise BadInputError(
         f"{ws.config_path}: [data] source '{shown}' is not a source mlwizard reads (a file, a glob "
-        "such as data/*.parquet, sqlite:///path.db or postgresql://user@host:port/db); "
-        "nothing is downloaded at run time"
+        "such as data/*.parquet, sqlite:///path.db, postgresql://user@host:port/db, "
+        "s3://bucket/key or https://host/file.csv)"
     )
 
 
@@ -167,23 +178,40 @@ def _read_glob(
     na_values: Sequence[str],
     snapshot: Snapshot | None,
 ) -> duckdb.DuckDBPyRelation:
-    from mlwizard.core.ingest import delimited, files
-
     paths = glob_matches(ws, source.pattern)
     if not paths:
         raise BadInputError(f"{source.label}: no files match; check [data] source")
+    return read_files(con, paths, source.label, na_values, snapshot, excel=False)
+
+
+def read_files(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path],
+    label: str,
+    na_values: Sequence[str],
+    snapshot: Snapshot | None,
+    sheet: str = "",
+    excel: bool = True,
+) -> duckdb.DuckDBPyRelation:
+    """Local files of one kind as one relation; messages name them by `label`. One Excel file
+    is read too when `excel` (a glob must match CSV, Parquet or JSON files)."""
+    from mlwizard.core.ingest import delimited, files
+    from mlwizard.core.ingest import excel as excel_reader
+
+    if excel and len(paths) == 1 and file_kind(paths[0]) == "excel":
+        return _snapshotted(excel_reader.read_excel(con, paths[0], sheet), snapshot)
     kinds = sorted({str(file_kind(p)) for p in paths})
     if len(kinds) > 1 or kinds[0] not in GLOB_KINDS:
         suffixes = ", ".join(sorted({p.suffix for p in paths}))
         raise BadInputError(
-            f"{source.label}: matches {suffixes} files; a glob must match files of one kind "
-            f"among CSV, Parquet and JSON"
+            f"{label}: matches {suffixes or 'unnamed'} files; a glob must match files of one "
+            "kind among CSV, Parquet and JSON"
         )
     if kinds[0] == "csv":
-        return delimited.read_delimited(con, paths, source.label, na_values, snapshot)
+        return delimited.read_delimited(con, paths, label, na_values, snapshot)
     if kinds[0] == "parquet":
-        return files.read_parquet(con, paths, source.label, snapshot)
-    return files.read_json(con, paths, source.label, snapshot)
+        return files.read_parquet(con, paths, label, snapshot)
+    return files.read_json(con, paths, label, snapshot)
 
 
 def open_source(
@@ -211,6 +239,18 @@ def open_source(
         return _snapshotted(relation, target), label
     if source.kind == "glob":
         return _read_glob(con, ws, source, data.na_values, target), source.label
+    if source.kind == "remote":
+        from mlwizard.core.ingest import remote
+
+        paths = remote.fetch(ws, source.url)
+        relation = read_files(con, paths, source.label, data.na_values, target, data.table)
+        return relation, source.label
+    if source.kind == "api":
+        from mlwizard.core.ingest import api, files
+
+        api.check_settings(data.api, f"{ws.config_path}: [data] source")
+        path, _ = api.fetch(ws, source.url, data.api)
+        return files.read_json(con, [path], source.label, target), source.label
     assert source.path is not None
     relation = read_table(con, source.path, data.na_values, sheet=data.table, snapshot=target)
     return relation, source.label
@@ -232,6 +272,15 @@ def source_fingerprint(ws: Workspace, config: Config) -> str:
         from mlwizard.core.ingest.postgres import fingerprint
 
         return fingerprint(source.url, config.data.table, config.data.query)
+    if source.kind in ("remote", "api"):
+        from mlwizard.core.ingest import api, remote
+
+        try:  # the server's version (ETag, Last-Modified), or the content's hash
+            if source.kind == "api":
+                return api.fetch(ws, source.url, config.data.api)[1]
+            return remote.fingerprint(source.url)
+        except BadInputError:
+            return "unavailable"
     if source.kind == "glob":
         paths = glob_matches(ws, source.pattern)
         if not paths:

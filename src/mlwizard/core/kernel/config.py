@@ -32,7 +32,12 @@ class ProjectSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    source: str = ""  # a file, a glob of files, or a database URL (sqlite:///..., postgresql://...)
+    # A file, a glob of files, a database URL (sqlite:///..., postgresql://...), an object in S3
+    # (s3://bucket/key, or a glob), a file on the web (https://...), or a paginated JSON API:
+    # `source = {url = "https://...", records = "items", next = "next", token_env = "VAR"}`,
+    # read here into `source` (the URL) and `api` (the rest).
+    source: str = ""
+    api: dict[str, str] = field(default_factory=dict)
     table: str = ""  # for database sources: the table to read ...
     query: str = ""  # ... or a query to run
     target: str = ""
@@ -91,8 +96,13 @@ class ModelSection:
     # they are left out of the phase's input hash (see `Config.section_hash`).
     time_budget: float = 300.0
     workers: int = 0  # 0: one per CPU
+    # Where candidate jobs run: "local" (a process pool here) or "dask://HOST:PORT" (a Dask
+    # scheduler's workers; `mlwizard run --executor` overrides it for one run).
+    executor: str = "local"
     # Where runs are also logged with MLflow (or the MLFLOW_TRACKING_URI environment variable).
     tracking_uri: str = ""
+    # A Weights & Biases project to also log runs to, offline (`wandb sync` them later).
+    wandb_project: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,9 @@ class Config:
     deploy: DeploySection = field(default_factory=DeploySection)
     operations: OperationsSection = field(default_factory=OperationsSection)
 
-    EXECUTION_KEYS = frozenset({"time_budget", "workers", "tracking_uri"})
+    EXECUTION_KEYS = frozenset(
+        {"time_budget", "workers", "executor", "tracking_uri", "wandb_project"}
+    )
 
     def section_hash_input(self, section: str) -> dict[str, Any]:
         """The part of a section that defines results (execution settings left out)."""
@@ -165,6 +177,11 @@ def config_from_dict(raw: dict[str, Any], origin: str = CONFIG_FILE) -> Config:
 
 def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
     hints = get_type_hints(cls)
+    if cls is DataSection and isinstance(values.get("source"), dict):
+        api = dict(values["source"])
+        if not isinstance(api.get("url"), str) or not api["url"]:
+            raise BadInputError(f'{where} source: an API source needs url = "https://..."')
+        values = {**values, "source": api.pop("url"), "api": api}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in hints:

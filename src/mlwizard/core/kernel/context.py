@@ -26,6 +26,7 @@ class PhaseContext:
     config: Config
     upstream: dict[str, Checkpoint]
     time_budget: float | None = None
+    executor: str | None = None  # overrides [model] executor for this run
     emit: ev.EventSink = ev.ignore
     cancel: threading.Event = field(default_factory=threading.Event)
     # Warnings summarised by worker processes (kernel.libwarnings); the runner adds its own.

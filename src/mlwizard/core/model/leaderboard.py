@@ -28,39 +28,45 @@ class RunLog:
             tracking_uri=ctx.config.model.tracking_uri or None,
             experiment=ctx.config.project.name,
         )
+        self.wandb: Any = None  # runs mirrored to W&B, offline ([model] wandb_project)
+        if ctx.config.model.wandb_project:
+            from mlwizard.core.model.wandb_tracking import WandbTracker
+
+            self.wandb = WandbTracker(ctx.config.model.wandb_project, ctx.workspace.root)
 
     def record(self, result: dict[str, Any], reused: bool = False) -> dict[str, Any]:
         result["score"] = result["validation"].get(self.metric)
         result["reused"] = reused
         cv = result.get("cv") or {}
         search = result.get("search") or {}
-        self.store.record(
-            {
-                "run_id": uuid.uuid4().hex,
-                "phase_run_id": self.phase_run_id,
-                "candidate": result["candidate"],
-                "status": result["status"],
-                "params": result["params"],
-                "metrics": {
-                    "validation": result["validation"],
-                    "parity": result["parity"],
-                    "fit_s": result["fit_s"],
-                    "threads": result["threads"],
-                    "cv": cv or None,
-                    "search": {k: v for k, v in search.items() if k != "trials"} or None,
-                    "complete": result.get("complete"),
-                    "reused": reused,
-                    "run_key": result.get("key"),
-                },
-                "duration_s": result["duration_s"],
-                "data_fingerprint": self.ctx.upstream["data"].fingerprint,
-                "seed": self.seed,
-                "started_at": result["started_at"],
-                "deployable": result["deployable"],
-                "reason": result["reason"] or None,
-                "onnx_path": self._relative(result["onnx"]),
-            }
-        )
+        row = {
+            "run_id": uuid.uuid4().hex,
+            "phase_run_id": self.phase_run_id,
+            "candidate": result["candidate"],
+            "status": result["status"],
+            "params": result["params"],
+            "metrics": {
+                "validation": result["validation"],
+                "parity": result["parity"],
+                "fit_s": result["fit_s"],
+                "threads": result["threads"],
+                "cv": cv or None,
+                "search": {k: v for k, v in search.items() if k != "trials"} or None,
+                "complete": result.get("complete"),
+                "reused": reused,
+                "run_key": result.get("key"),
+            },
+            "duration_s": result["duration_s"],
+            "data_fingerprint": self.ctx.upstream["data"].fingerprint,
+            "seed": self.seed,
+            "started_at": result["started_at"],
+            "deployable": result["deployable"],
+            "reason": result["reason"] or None,
+            "onnx_path": self._relative(result["onnx"]),
+        }
+        self.store.record(row)
+        if self.wandb is not None:
+            self.wandb.submit_run(row)
         self.ctx.message(
             self.describe(result),
             candidate=result["candidate"],

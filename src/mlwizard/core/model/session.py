@@ -15,13 +15,12 @@ from typing import Any
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import METRICS, Direction
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
-from mlwizard.core.model import candidates, runcache, worker_entry
+from mlwizard.core.model import candidates, executors, runcache, sampling, worker_entry
 from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline, refit_reserve
 from mlwizard.core.model.candidates import BASELINE, FAMILIES, START_ORDER
 from mlwizard.core.model.jobs import TrainJob, new_result
 from mlwizard.core.model.leaderboard import RunLog
 from mlwizard.core.model.metrics import check_metric
-from mlwizard.core.model.workers import plan, run_jobs
 
 SPLIT_NAMES = ("train", "valid", "test")
 # Caps the configurations each family's search tries (tests, quick looks); part of the run key.
@@ -53,7 +52,9 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
 
     out_dir = ctx.register("candidates", ctx.artifact("candidates"))  # one cached run each
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_hash = {n: ctx.workspace.file_hash(paths[n]) for n in ("train", "valid", "schema")}
+    train, sample = sampling.prepare(ctx, paths["train"], schema, seed, seconds, settings.workers)
+    files = {"train": train, "valid": paths["valid"], "schema": paths["schema"]}
+    data_hash = {n: ctx.workspace.file_hash(path) for n, path in files.items()}
     balance = _class_balance(ctx)
     skewed = schema.task == "regression" and _skewed(paths["train"], schema.target)
     planned = {
@@ -70,19 +71,20 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
             results[name] = log.record(cached, reused=True)
 
     to_train = [n for n in START_ORDER if n in planned and n not in results]
-    workers, threads = plan(settings.workers, len(to_train))
+    executor = executors.resolve(ctx.executor or settings.executor)
+    workers, threads = executor.plan(settings.workers, len(to_train))
     if to_train:
         ctx.message(
-            f"training {len(to_train)} candidate(s) ({', '.join(to_train)}) in {workers} worker "
-            f"process(es), {threads} thread(s) each, within a time budget of {seconds:g}s "
+            f"training {len(to_train)} candidate(s) ({', '.join(to_train)}) on "
+            f"{executor.description}, within a time budget of {seconds:g}s "
             f"({budget.reserve:.1f}s of it kept for the final evaluation); tuning by "
             f"{_cv_words(schema.task, strategy, column)} on the training split",
             workers=workers,
             threads=threads,
         )
-    trainer = _Trainer(ctx, planned, results, log, budget, workers, threads)
+    trainer = _Trainer(ctx, planned, results, log, budget, workers, threads, executor)
     job_fields = {
-        "train": paths["train"],
+        "train": train,  # the split, or a sample of it when it is too large
         "valid": paths["valid"],
         "schema": paths["schema"],
         "seed": seed,
@@ -120,6 +122,8 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         split={"strategy": strategy, "column": column},
     )
     outcome = finish(ctx, inputs)
+    if sample is not None:
+        outcome.metrics["training_sample"] = sample.to_dict()
     kept = {planned[n].files.result.stem for n in names}
     kept |= {Path(r["onnx"]).stem for r in inputs.ordered if r.get("onnx")}  # the ensemble
     runcache.prune(out_dir, kept)
@@ -139,9 +143,11 @@ class _Trainer:
         budget: Budget,
         workers: int,
         threads: int,
+        executor: executors.Executor,
     ) -> None:
         self.ctx, self.planned, self.results, self.log = ctx, planned, results, log
         self.budget, self.workers, self.threads = budget, workers, threads
+        self.executor = executor
         self.started: set[str] = set()
         self.running_until: dict[str, float] = {}
         self.queue: list[str] = []
@@ -154,7 +160,7 @@ class _Trainer:
         self.queue, self.job_fields = list(to_train), job_fields
         # The parent is idle while workers train: load what the final evaluation needs meanwhile.
         threading.Thread(target=_preload, daemon=True).start()
-        return run_jobs(
+        return self.executor.run_jobs(
             worker_entry.run,
             to_train,
             self.make_job,

@@ -22,6 +22,7 @@ from helpers.model import ALL_CANDIDATES, FEATURES, fake_project
 from mlwizard.core.contract.features import feature_frame
 from mlwizard.core.contract.schema import Feature, Schema
 from mlwizard.core.export import onnx_export
+from mlwizard.core.export.parity import Parity, check_parity
 from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.config import DiscoverySection, SplitSection
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
@@ -76,13 +77,13 @@ def _board(ctx: PhaseContext) -> dict[str, dict[str, Any]]:
     return {row["name"]: row for row in board["rows"]}
 
 
-def _candidate_parity(ctx: PhaseContext, name: str, split: str) -> onnx_export.Parity:
+def _candidate_parity(ctx: PhaseContext, name: str, split: str) -> Parity:
     """Parity of a saved candidate on a split, checked again from its files."""
     schema = Schema.load(ctx.upstream_artifact("data", "schema"))
     frame = feature_frame(pd.read_parquet(ctx.upstream_artifact("data", split)), schema)
     onnx_path = ctx.workspace.resolve(_board(ctx)[name]["onnx"])
     pipeline = joblib.load(onnx_path.with_suffix(".joblib"))
-    return onnx_export.check_parity(pipeline, onnx_path.read_bytes(), frame, schema)
+    return check_parity(pipeline, onnx_path.read_bytes(), frame, schema)
 
 
 def test_binary_trains_every_family_and_keeps_a_deployable_best(binary: Run) -> None:

@@ -18,7 +18,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 from mlwizard.core.contract.features import feature_frame
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy.batch import load_predictor
+from mlwizard.core.export.parity import Parity, compare_probabilities, compare_values
 from mlwizard.core.kernel import atomic, templates
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import BadInputError, QualityGateError
@@ -38,29 +38,6 @@ SERVICE_TEMPLATES = "service"
 # The serving runtime is a real module of mlwizard; the bundle gets a copy of its file.
 SERVING_RUNTIME = Path(serving_predictor.__file__)
 PARITY_MAX_ROWS = 50_000  # enough rows to catch a bad conversion; bounded time on big splits
-PROBA_TOLERANCE = 1e-4  # absolute, on class probabilities
-REGRESSION_TOLERANCE = 1e-4  # relative: allowed diff = tol * (1 + max |prediction|)
-
-
-@dataclass(frozen=True)
-class ServiceParity:
-    rows: int
-    max_abs_diff: float
-    tolerance: float
-    label_agreement: float | None  # classifiers only
-
-    @property
-    def passed(self) -> bool:
-        return self.rows > 0 and self.max_abs_diff <= self.tolerance
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "max_abs_diff": None if np.isnan(self.max_abs_diff) else self.max_abs_diff,
-            "tolerance": self.tolerance,
-            "label_agreement": self.label_agreement,
-            "passed": self.passed,
-        }
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -80,7 +57,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         metadata = _metadata(ctx, schema)
         atomic.write_json(staging / "metadata.json", metadata)  # the predictor reads it too
         parity = service_parity(staging, pipeline_path, schema, test_path)
-        metadata["parity"] = parity.to_dict()
+        metadata["parity"] = {**parity.to_dict(), "passed": parity.ok}
         atomic.write_json(staging / "metadata.json", metadata)
         ctx.check_cancelled()
 
@@ -220,9 +197,7 @@ def _json_value(value: Any) -> Any:
     return None if isinstance(value, float) and np.isnan(value) else value
 
 
-def service_parity(
-    service: Path, pipeline_path: Path, schema: Schema, test_path: Path
-) -> ServiceParity:
+def service_parity(service: Path, pipeline_path: Path, schema: Schema, test_path: Path) -> Parity:
     """The service's predictor on raw rows vs the native pipeline on `feature_frame` rows.
 
     The raw rows are plain Python values (None for missing), as a JSON client would send them;
@@ -237,15 +212,13 @@ def service_parity(
         raise QualityGateError(f"the generated service cannot load its model: {exc}") from exc
     rows = pq.read_table(test_path).slice(0, PARITY_MAX_ROWS).to_pylist()
     if not rows:
-        return ServiceParity(0, float("nan"), PROBA_TOLERANCE, None)
+        return compare_probabilities(np.zeros((0, 0)), np.zeros((0, 0)))
     pipeline = joblib.load(pipeline_path)
     frame = feature_frame(pd.read_parquet(test_path).head(PARITY_MAX_ROWS), schema)
     served = predictor.predict_records(rows)
     if schema.task == "regression":
-        native = np.asarray(pipeline.predict(frame), dtype=np.float64).ravel()
         values = np.array([r["prediction"] for r in served], dtype=np.float64)
-        tolerance = REGRESSION_TOLERANCE * (1.0 + float(np.max(np.abs(native))))
-        return ServiceParity(len(rows), _max_diff(native, values), tolerance, None)
+        return compare_values(pipeline.predict(frame), values)
     classes = schema.classes or []
     native_proba = np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
     proba = np.array([[r["proba"][str(c)] for c in classes] for r in served], dtype=np.float64)
@@ -254,18 +227,12 @@ def service_parity(
     else:
         ids = np.asarray(pipeline.predict(frame)).ravel()  # CatBoost's predict is [N, 1]
     native = [classes[int(i)] for i in ids]
-    agreement = float(np.mean([r["prediction"] == n for r, n in zip(served, native, strict=True)]))
-    return ServiceParity(len(rows), _max_diff(native_proba, proba), PROBA_TOLERANCE, agreement)
+    same = np.array([r["prediction"] == n for r, n in zip(served, native, strict=True)])
+    return compare_probabilities(native_proba, proba, same)
 
 
-def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
-    if a.shape != b.shape:
-        return float("inf")
-    return float(np.max(np.abs(a - b))) if a.size else 0.0
-
-
-def _gate(parity: ServiceParity, schema: Schema) -> list[str]:
-    if parity.passed:
+def _gate(parity: Parity, schema: Schema) -> list[str]:
+    if parity.ok:
         return []
     if parity.rows == 0:
         return ["the test split has no rows, so the service's parity could not be checked"]

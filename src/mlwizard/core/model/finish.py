@@ -24,12 +24,14 @@ from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.export.onnx_export import make_session, predict_onnx
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
-from mlwizard.core.kernel.errors import MlwizardError
-from mlwizard.core.model import analysis, ensemble, fitting, threshold
+from mlwizard.core.kernel.errors import QualityGateError
+from mlwizard.core.model import analysis, choice, ensemble, fitting, threshold
 from mlwizard.core.model.budget import Budget
 from mlwizard.core.model.candidates import BASELINE
+from mlwizard.core.model.insurance import nothing_finished
+from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.leaderboard import RunLog, fmt, leaderboard, left_out, summary, why_best
-from mlwizard.core.model.metrics import Scores, details, evaluate, is_better, reaches
+from mlwizard.core.model.metrics import Scores, details, evaluate
 
 END_MARGIN_S = 0.5  # also covers the runner writing the checkpoint after the phase returns
 END_MARGIN_SHARE = 0.015
@@ -48,32 +50,41 @@ class Inputs:
     workers: int
     threads: int
     log: RunLog
-    ordered: list[dict[str, Any]]
+    ordered: list[RunResult]
     split: dict[str, str] = field(default_factory=dict)
 
 
 def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
-    finished = [r for r in i.ordered if r["status"] == "done"]
+    finished = [r for r in i.ordered if r.status == "done"]
     if not finished:
-        raise MlwizardError(_nothing_finished(i.ordered, i.budget.seconds))
-    base = next((r for r in finished if r["candidate"] == BASELINE), None)
-    baseline = base["score"] if base else None
-    deployable = [r for r in finished if r["deployable"]]
-    best = _best(deployable, i.direction)
+        raise QualityGateError(nothing_finished(i.ordered, i.budget))
+    base = next((r for r in finished if r.candidate == BASELINE), None)
+    baseline = base.score if base else None
+    schema, n_classes = i.schema, len(i.schema.classes or [])
+    # The one read of the test split. Its features check the exports now (no labels: no leak);
+    # its labels are scored once, at the end, for the chosen model only.
+    test_table = pd.read_parquet(i.paths["test"])
+    x_test = feature_frame(test_table, schema)
+    ranked = choice.ranked([r for r in finished if r.deployable], i.direction)
+    best = choice.first_that_deploys(ranked, schema, x_test, ctx.message)
+    deployable = [r for r in ranked if r.deployable]
     if best is None:
         atomic.write_json(
             ctx.artifact("leaderboard.json"),
             leaderboard(i.ordered, i.metric, i.direction, None, baseline, ctx),
         )
-        raise MlwizardError(
+        raise QualityGateError(
             "no candidate can be deployed: "
-            + "; ".join(f"{r['candidate']}: {r['status']} ({r['reason']})" for r in i.ordered)
+            + "; ".join(f"{r.candidate}: {r.status} ({r.reason})" for r in i.ordered)
         )
-    schema, n_classes = i.schema, len(i.schema.classes or [])
     valid = pd.read_parquet(i.paths["valid"])
     x_valid, y_valid = feature_frame(valid, schema), target_vector(valid, schema)
 
     combined, ensemble_report = _ensemble(ctx, i, deployable, best, x_valid, y_valid)
+    if combined is not None and not choice.holds_on_test(combined, schema, x_test):
+        ctx.message(f"ensemble: not kept after all: {combined.reason}")
+        i.ordered.append(combined)
+        combined, ensemble_report = None, {**(ensemble_report or {}), "kept": False}
     if combined is not None:
         for runs in (i.ordered, finished, deployable):
             runs.append(combined)
@@ -83,14 +94,12 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         leaderboard(i.ordered, i.metric, i.direction, best, baseline, ctx),
     )
     outputs = {
-        "onnx": atomic.write_bytes(ctx.artifact("model.onnx"), Path(best["onnx"]).read_bytes()),
-        "pipeline": atomic.write_bytes(
-            ctx.artifact("model.joblib"), Path(best["joblib"]).read_bytes()
-        ),
+        "onnx": atomic.write_bytes(ctx.artifact("model.onnx"), best.onnx_path.read_bytes()),
+        "pipeline": atomic.write_bytes(ctx.artifact("model.joblib"), best.joblib_path.read_bytes()),
         "leaderboard": board,
     }
     ctx.message(
-        why_best(best, deployable, i.metric, i.direction, baseline), candidate=best["candidate"]
+        why_best(best, deployable, i.metric, i.direction, baseline), candidate=best.candidate
     )
 
     session = make_session(outputs["onnx"], threads=max(1, i.workers * i.threads))
@@ -102,29 +111,28 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         outputs["decision"] = atomic.write_json(ctx.artifact("decision.json"), decision)
     cut = decision["threshold"] if decision else None
 
-    # The one read of the test split.
-    test_table = pd.read_parquet(i.paths["test"])
-    x_test, y_test = feature_frame(test_table, schema), target_vector(test_table, schema)
+    y_test = target_vector(test_table, schema)
     test_pred = _onnx_prediction(session, x_test, schema)
     test = evaluate(schema.task, y_test, test_pred, n_classes, cut)
-    ctx.message(
-        _test_words(test, i.metric, schema.task, cut), candidate=best["candidate"], test=test
-    )
+    ctx.message(_test_words(test, i.metric, schema.task, cut), candidate=best.candidate, test=test)
     i.log.store.record_choice(
-        i.log.phase_run_id, best["candidate"], metric=i.metric, direction=i.direction, test=test
+        i.log.phase_run_id, best.candidate, metric=i.metric, direction=i.direction, test=test
     )
 
-    warnings = analysis.too_good(best["validation"], i.metric, _audit_path(ctx))
+    warnings = analysis.too_good(best.validation, i.metric, _audit_path(ctx))
+    small = choice.small_test_warning(len(y_test), _class_counts(y_test, schema), i.metric)
+    if small:
+        warnings.append(small)
     for warning in warnings:
         ctx.message(f"warning: {warning}", warning=True)
     for line in left_out(i.ordered):
         ctx.message(line)
-    reused = [r["candidate"] for r in i.ordered if r.get("reused")]
+    reused = [r.candidate for r in i.ordered if r.reused]
     if reused:
         ctx.message(f"reused {len(reused)} finished run(s) without retraining: {', '.join(reused)}")
 
     evaluation = {
-        "model": best["candidate"],
+        "model": best.candidate,
         "metric": i.metric,
         "threshold": decision,
         "validation": {
@@ -145,20 +153,20 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "task": schema.task,
         "metric": i.metric,
         "metric_direction": i.direction,
-        "best_model": best["candidate"],
+        "best_model": best.candidate,
         "baseline": baseline,
-        "validation": {r["candidate"]: r["validation"] for r in finished},
+        "validation": {r.candidate: r.validation for r in finished},
         "test": test,
         "threshold": cut,
         "candidates": [summary(r) for r in i.ordered],
-        "skipped": [r["candidate"] for r in i.ordered if r["status"] == "skipped"],
-        "not_deployable": [r["candidate"] for r in finished if not r["deployable"]],
-        "incomplete": [r["candidate"] for r in finished if not r.get("complete")],
+        "skipped": [r.candidate for r in i.ordered if r.status == "skipped"],
+        "not_deployable": [r.candidate for r in finished if not r.deployable],
+        "incomplete": [r.candidate for r in finished if not r.complete],
         "reused": reused,
         "ensemble": ensemble_report,
-        "parity": best["parity"],
+        "parity": best.parity,
         "cv": _cv_plan(finished),
-        "best_params": (best.get("search") or {}).get("best", {}).get("params", {}),
+        "best_params": (best.search or {}).get("best", {}).get("params", {}),
         "split_strategy": i.split.get("strategy"),
         "warnings": warnings,
         "success_threshold": ctx.upstream["discovery"].metrics.get("success_threshold"),
@@ -168,7 +176,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "time_budget_s": i.budget.seconds,
         "phase_run_id": i.log.phase_run_id,
     }
-    gate = _gate(
+    gate = choice.gate(
         i.metric, i.direction, metrics["success_threshold"], test.get(i.metric), best, baseline
     )
     return PhaseResult(metrics=metrics, outputs=outputs, gate_failures=gate)
@@ -213,16 +221,16 @@ def _error_analysis(
 def _ensemble(
     ctx: PhaseContext,
     i: Inputs,
-    deployable: list[dict[str, Any]],
-    best: dict[str, Any],
+    deployable: list[RunResult],
+    best: RunResult,
     x_valid: pd.DataFrame,
     y_valid: np.ndarray,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[RunResult | None, dict[str, Any] | None]:
     """The kept ensemble (recorded as a run), if any, and what was tried."""
     chosen = ensemble.members(deployable, i.direction)
     if len(chosen) < 2:
         return None, None
-    names = [r["candidate"] for r in chosen]
+    names = [r.candidate for r in chosen]
     # What must still fit after it: the test evaluation and the artifacts.
     after = max(ENSEMBLE_AFTER_S, ENSEMBLE_AFTER_SHARE * i.budget.reserve)
     if time.monotonic() + ensemble.expected_seconds(chosen) > i.budget.end - after:
@@ -237,7 +245,7 @@ def _ensemble(
         y_valid,
         metric=i.metric,
         direction=i.direction,
-        out_dir=Path(best["onnx"]).parent,
+        out_dir=best.onnx_path.parent,
     )
     ctx.message(note)
     if combined is not None:
@@ -245,11 +253,11 @@ def _ensemble(
     return combined, {"members": names, "kept": combined is not None, "note": note}
 
 
-def _cv_plan(finished: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _cv_plan(finished: list[RunResult]) -> dict[str, Any] | None:
     """How the searches cross-validated (the same folds for every family)."""
     for run in finished:
-        if run.get("cv"):
-            return {k: v for k, v in run["cv"].items() if k in ("kind", "folds", "column", "note")}
+        if run.cv:
+            return {k: v for k, v in run.cv.items() if k in ("kind", "folds", "column", "note")}
     return None
 
 
@@ -328,15 +336,6 @@ def _audit_path(ctx: PhaseContext) -> str:
         return "artifacts/data/audit.json"
 
 
-def _best(deployable: list[dict[str, Any]], direction: Direction) -> dict[str, Any] | None:
-    """The best validation score; ties go to the earlier candidate in the configured order."""
-    best = None
-    for result in deployable:
-        if best is None or is_better(result["score"], best["score"], direction):
-            best = result
-    return best
-
-
 def _test_words(test: Scores, metric: str, task: str, cut: float | None) -> str:
     shown = {"binary": ("roc_auc", "accuracy"), "multiclass": ("accuracy", "f1_macro")}.get(
         task, ("r2", "rmse")
@@ -353,41 +352,9 @@ def _row_error_words(task: str) -> str:
     return "1 - probability given to the true class"
 
 
-def _gate(
-    metric: str,
-    direction: Direction,
-    success: float | None,
-    test_score: float | None,
-    best: dict[str, Any],
-    baseline: float | None,
-) -> list[str]:
-    if success is not None:
-        if reaches(test_score, success, direction):
-            return []
-        side = "below" if direction == "maximize" else "above"
-        return [
-            f"test {metric} {fmt(test_score)} is {side} the success threshold {success:g} "
-            "set in mlwizard.toml [discovery] success_threshold"
-        ]
-    if baseline is None:
-        return [
-            f"the baseline ({BASELINE}) has no validation {metric}, so beating it cannot be "
-            "checked; set [discovery] success_threshold in mlwizard.toml"
-        ]
-    if is_better(best["score"], baseline, direction):
-        return []
-    return [
-        f"the best model ({best['candidate']}, validation {metric} {fmt(best['score'])}) does "
-        f"not beat the {BASELINE} baseline ({fmt(baseline)})"
-    ]
-
-
-def _nothing_finished(results: list[dict[str, Any]], budget: float) -> str:
-    if all(r["status"] == "skipped" for r in results):
-        return (
-            f"no candidate finished within the time budget of {budget:g}s; "
-            "raise [model] time_budget in mlwizard.toml (or --time-budget)"
-        )
-    return "no candidate trained: " + "; ".join(
-        f"{r['candidate']}: {r['status']} ({r['reason']})" for r in results
-    )
+def _class_counts(y: np.ndarray, schema: Schema) -> dict[str, int]:
+    """Test rows per class (classifiers; empty for regression)."""
+    if schema.task == "regression":
+        return {}
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(schema.classes or []))
+    return {str(c): int(n) for c, n in zip(schema.classes or [], counts, strict=False)}

@@ -15,11 +15,11 @@ from typing import Any
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import METRICS, Direction
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
-from mlwizard.core.kernel.errors import BadInputError
-from mlwizard.core.model import candidates, runcache, worker_entry
+from mlwizard.core.kernel.errors import BadInputError, QualityGateError
+from mlwizard.core.model import candidates, insurance, runcache, worker_entry
 from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline
 from mlwizard.core.model.candidates import BASELINE, FAMILIES, START_ORDER
-from mlwizard.core.model.jobs import TrainJob, new_result
+from mlwizard.core.model.jobs import RunResult, TrainJob
 from mlwizard.core.model.leaderboard import RunLog
 from mlwizard.core.model.metrics import check_metric
 from mlwizard.core.model.workers import plan, run_jobs
@@ -59,7 +59,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         for name in names
     }
     log = RunLog(ctx, metric, seed)
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, RunResult] = {}
     for name in names:
         cached = runcache.load(planned[name].files, seconds)
         if cached is not None:
@@ -87,19 +87,37 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         "split_strategy": strategy,
         "split_column": column,
     }
+    cover = insurance.Insurance(
+        [
+            insurance.quick_job(
+                trainer.make_job(n, time.monotonic(), job_fields),
+                runcache.run_key(full=planned[n].key, quick=True),
+            )
+            for n in insurance.insured(to_train, budget)
+        ]
+    ).start()
     unfinished = trainer.run(to_train, job_fields)
+    if any(n in cover.names for n in unfinished) and not ctx.cancel.is_set():
+        cover.wait(until=budget.training_deadline + budget.reserve / 2)
     for name in unfinished:
-        if ctx.cancel.is_set():
-            results[name] = log.record(new_result(name, "cancelled", "cancelled by the user"))
+        if name in cover.results and not ctx.cancel.is_set():
+            results[name] = log.record(cover.results[name])
+        elif ctx.cancel.is_set():
+            results[name] = log.record(RunResult(name, "cancelled", "cancelled"))
         else:
             reason = (
                 "still training when the time budget ran out"
                 if name in trainer.started
                 else "not started before the time budget ran out"
             )
-            results[name] = log.record(new_result(name, "skipped", reason))
+            results[name] = log.record(RunResult(name, "skipped", reason))
     ctx.check_cancelled()
 
+    if not ctx.cancel.is_set() and not any(r.finished for r in results.values()):
+        cover.wait(until=budget.end + max(insurance.MEASURE_WAIT_S, budget.seconds))
+        raise QualityGateError(
+            insurance.nothing_finished([results[n] for n in names], budget, cover.took())
+        )
     from mlwizard.core.model.finish import Inputs, finish
 
     inputs = Inputs(
@@ -117,7 +135,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     )
     outcome = finish(ctx, inputs)
     kept = {planned[n].files.result.stem for n in names}
-    kept |= {Path(r["onnx"]).stem for r in inputs.ordered if r.get("onnx")}  # the ensemble
+    kept |= {Path(r.onnx).stem for r in inputs.ordered if r.onnx}  # the ensemble
     runcache.prune(out_dir, kept)
     return outcome
 
@@ -130,7 +148,7 @@ class _Trainer:
         self,
         ctx: PhaseContext,
         planned: dict[str, Planned],
-        results: dict[str, dict[str, Any]],
+        results: dict[str, RunResult],
         log: RunLog,
         budget: Budget,
         workers: int,
@@ -162,7 +180,7 @@ class _Trainer:
             on_start=self.on_start,
         )
 
-    def make_job(self, name: str, now: float) -> TrainJob:
+    def make_job(self, name: str, now: float, job_fields: dict[str, Any] | None = None) -> TrainJob:
         queued = [FAMILIES[n].weight for n in self.queue if n not in self.started and n != name]
         deadline = job_deadline(
             now,
@@ -182,7 +200,7 @@ class _Trainer:
             budget_s=self.budget.seconds,
             share_s=deadline - now,
             hard_deadline=self.budget.training_deadline,
-            **self.job_fields,
+            **(job_fields or self.job_fields),
         )
 
     def on_start(self, name: str, job: TrainJob) -> None:
@@ -195,11 +213,18 @@ class _Trainer:
             started=True,
         )
 
-    def on_done(self, name: str, result: dict[str, Any] | None, error: str | None) -> None:
+    def on_done(self, name: str, result: RunResult | None, error: str | None) -> None:
         self.running_until.pop(name, None)
-        if result is None:
-            result = new_result(name, "failed", f"worker error: {error}"[:300])
+        if result is None and (self.ctx.cancel.is_set() or _interrupted(error)):
+            result = RunResult(name, "cancelled", "cancelled")
+        elif result is None:
+            result = RunResult(name, "failed", f"worker error: {error}"[:300])
         self.results[name] = self.log.record(result)
+
+
+def _interrupted(error: str | None) -> bool:
+    """A worker stopped by Ctrl-C reports a KeyboardInterrupt, not a failure of the model."""
+    return bool(error) and str(error).split(":", 1)[0] in {"KeyboardInterrupt", "CancelledError"}
 
 
 def _plan(

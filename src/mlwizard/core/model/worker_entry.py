@@ -6,12 +6,10 @@ rest) loads in the worker only.
 
 from __future__ import annotations
 
-from typing import Any
-
-from mlwizard.core.model.jobs import TrainJob
+from mlwizard.core.model.jobs import RunResult, TrainJob
 
 
-def run(job: TrainJob) -> dict[str, Any]:
+def run(job: TrainJob) -> RunResult:
     from mlwizard.core.model.training import train_candidate
 
     return train_candidate(job)

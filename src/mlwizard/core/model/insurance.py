@@ -1,0 +1,102 @@
+"""The model phase's insurance: the baseline and one fast model, trained in the parent at once.
+
+On a busy machine with a short budget, worker processes can spend the whole budget starting up
+(spawn, importing scikit-learn) and the phase used to end with no model at all (issue 9, bug 6).
+So while the workers start, a thread of the parent trains the baseline and the fast model
+(linear) with their default settings only: no search, no cross-validation. A worker's full run
+of the same family replaces it when it finishes; otherwise the insured run stands in, saying so.
+If not even these fit, the phase fails with exit 1 and the budget they need.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+
+from mlwizard.core.model.budget import Budget
+from mlwizard.core.model.candidates import BASELINE
+from mlwizard.core.model.jobs import RunResult, TrainJob
+
+FAST = "linear"
+MAX_BUDGET_S = 300.0  # above this the workers have time enough; the parent stays idle
+MEASURE_WAIT_S = 5.0  # after a budget that held nothing: time to measure what it needs
+NOTE = (
+    "trained with its default settings only (no search): the time budget ran out before its "
+    "full run finished"
+)
+
+
+class Insurance:
+    """Runs `jobs` one after the other in a daemon thread; keeps what finished, and when."""
+
+    def __init__(self, jobs: list[TrainJob]) -> None:
+        self.jobs = jobs
+        self.results: dict[str, RunResult] = {}
+        self.started = time.monotonic()
+        self.finished_at: float | None = None
+        self._thread = threading.Thread(target=self._run, name="mlwizard-insurance", daemon=True)
+
+    @property
+    def names(self) -> list[str]:
+        return [job.candidate for job in self.jobs]
+
+    def start(self) -> Insurance:
+        if self.jobs:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from mlwizard.core.model.training import train_candidate
+
+        for job in self.jobs:
+            try:
+                result = train_candidate(job)
+            except Exception:  # insurance only: the workers' own runs report real failures
+                continue
+            result.notes.append(NOTE)
+            result.complete = False
+            self.results[job.candidate] = result
+        self.finished_at = time.monotonic()
+
+    def wait(self, until: float) -> None:
+        """Wait for the thread until `until` (time.monotonic()) at the latest."""
+        if self._thread.is_alive():
+            self._thread.join(max(0.0, until - time.monotonic()))
+
+    def took(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started
+
+
+def insured(names: list[str], budget: Budget) -> list[str]:
+    """The families to insure: the baseline and the fast model, if configured."""
+    if budget.seconds > MAX_BUDGET_S:
+        return []
+    return [n for n in (BASELINE, FAST) if n in names]
+
+
+def quick_job(job: TrainJob, key: str) -> TrainJob:
+    """The insured version of a family's job: its defaults only, no cross-validation."""
+    return dataclasses.replace(job, key=key, configs=({},), tune=False)
+
+
+def nothing_finished(results: list[RunResult], budget: Budget, took: float | None = None) -> str:
+    """Why no model finished, and what budget would hold one."""
+    if not all(r.status == "skipped" for r in results):
+        return "no candidate trained: " + "; ".join(
+            f"{r.candidate}: {r.status} ({r.reason})" for r in results
+        )
+    head = f"no candidate finished within the time budget of {budget.seconds:g}s"
+    if took is not None:
+        needed = math.ceil(took + budget.reserve + 2.0)
+        return (
+            f"{head}; the baseline and a {FAST} model alone took {took:.1f}s here, so set "
+            f"--time-budget {max(needed, math.ceil(budget.seconds) + 1)} or more "
+            "(or [model] time_budget in mlwizard.toml)"
+        )
+    floor = max(30, math.ceil(budget.seconds * 3))
+    return (
+        f"{head}, not even the baseline and a {FAST} model; set --time-budget {floor} or more "
+        "(or [model] time_budget in mlwizard.toml)"
+    )

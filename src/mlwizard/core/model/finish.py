@@ -25,7 +25,7 @@ from mlwizard.core.export.onnx_export import make_session, predict_onnx
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import QualityGateError
-from mlwizard.core.model import analysis, choice, ensemble, fitting, threshold
+from mlwizard.core.model import analysis, choice, ensemble, fitting, manifest, threshold
 from mlwizard.core.model.budget import Budget
 from mlwizard.core.model.candidates import BASELINE
 from mlwizard.core.model.insurance import nothing_finished
@@ -131,13 +131,14 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     if reused:
         ctx.message(f"reused {len(reused)} finished run(s) without retraining: {', '.join(reused)}")
 
+    valid_scores = evaluate(schema.task, y_valid, valid_pred, n_classes, cut)
     evaluation = {
         "model": best.candidate,
         "metric": i.metric,
         "threshold": decision,
         "validation": {
             "rows": len(y_valid),
-            "scores": evaluate(schema.task, y_valid, valid_pred, n_classes, cut),
+            "scores": valid_scores,
             **details(schema.task, y_valid, valid_pred, n_classes, cut, schema.classes),
         },
         "test": {
@@ -149,6 +150,19 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "warnings": warnings,
     }
     outputs["evaluation"] = atomic.write_json(ctx.artifact("evaluation.json"), evaluation)
+    outputs["manifest"] = manifest.write(
+        ctx,
+        paths=i.paths,
+        runs=i.ordered,
+        best=best,
+        metric=i.metric,
+        seed=i.seed,
+        budget_s=i.budget.seconds,
+        validation=valid_scores,
+        test=test,
+        test_prediction=test_pred,
+        onnx_path=outputs["onnx"],
+    )
     metrics = {
         "task": schema.task,
         "metric": i.metric,

@@ -70,10 +70,13 @@ class Insurance:
 
 
 def insured(names: list[str], budget: Budget) -> list[str]:
-    """The families to insure: the baseline and the fast model, if configured."""
+    """The families to insure: the baseline and the fast model (linear, or else the first
+    configured family), with their defaults."""
     if budget.seconds > MAX_BUDGET_S:
         return []
-    return [n for n in (BASELINE, FAST) if n in names]
+    models = [n for n in names if n != BASELINE]
+    fast = FAST if FAST in models else next(iter(models), None)
+    return [n for n in (BASELINE, fast) if n is not None and n in names]
 
 
 def quick_job(job: TrainJob, key: str) -> TrainJob:
@@ -89,14 +92,14 @@ def nothing_finished(results: list[RunResult], budget: Budget, took: float | Non
         )
     head = f"no candidate finished within the time budget of {budget.seconds:g}s"
     if took is not None:
-        needed = math.ceil(took + budget.reserve + 2.0)
+        needed = max(math.ceil(took + budget.reserve + 2.0), math.ceil(budget.seconds) + 1)
         return (
-            f"{head}; the baseline and a {FAST} model alone took {took:.1f}s here, so set "
-            f"--time-budget {max(needed, math.ceil(budget.seconds) + 1)} or more "
+            f"{head}; the baseline and one model with default settings alone took "
+            f"{took:.1f}s here, so set --time-budget {needed} or more "
             "(or [model] time_budget in mlwizard.toml)"
         )
     floor = max(30, math.ceil(budget.seconds * 3))
     return (
-        f"{head}, not even the baseline and a {FAST} model; set --time-budget {floor} or more "
-        "(or [model] time_budget in mlwizard.toml)"
+        f"{head}, not even the baseline and one model with default settings; set "
+        f"--time-budget {floor} or more (or [model] time_budget in mlwizard.toml)"
     )

@@ -71,6 +71,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     key: str | None = None
     budget_s: float | None = None
+    recipe: dict[str, Any] | None = None  # how the final model was fitted (`reproduce`)
     score: float | None = None  # validation score on the phase's metric
     reused: bool = False  # loaded from the run cache, not trained in this phase run
 

@@ -67,6 +67,7 @@ def train_candidate(job: TrainJob) -> RunResult:
                 pipeline, family, x_train, y_train, seed=job.seed, deadline=job.hard_deadline
             )
             refit_s, result.complete = info.seconds, True
+            result.recipe = recipe({}, "train", rounds=info.rounds if info.truncated else None)
     except Exception as exc:  # a model failing on this data is a result, not a crash
         result.reason = f"training failed: {type(exc).__name__}: {exc}"[:300]
         return _finish(result, start)
@@ -171,6 +172,7 @@ def _tune_and_refit(
             "configuration's cross-validation fold models"
         )
         result.complete = False
+        result.recipe = recipe(best.params, "fold", fold=found.best_fold, truncated=best.truncated)
         return found.best_fold_model, max(best.fold_s)
     pipeline = build(best.params)
     info = fitting.fit(
@@ -185,7 +187,29 @@ def _tune_and_refit(
     if info.truncated:
         result.notes.append("the refit's boosting was stopped by the time budget")
     result.complete = found.complete and not info.truncated
+    kept = info.rounds if info.truncated else rounds
+    result.recipe = recipe(best.params, "train", rounds=kept, truncated=info.truncated)
     return pipeline, info.seconds
+
+
+def recipe(
+    params: dict[str, Any],
+    fit_on: str,
+    *,
+    fold: int | None = None,
+    rounds: int | None = None,
+    truncated: bool = False,
+) -> dict[str, Any]:
+    """How the final model was fitted, enough for `reproduce` to fit it again without a clock:
+    its configuration, its rows (the training split, or one CV fold) and its boosting rounds
+    (None: early stopping decides, as it did)."""
+    return {
+        "params": {k: candidates.plain(v) for k, v in params.items()},
+        "fit_on": fit_on,
+        "fold": fold,
+        "rounds": rounds,
+        "truncated": truncated,
+    }
 
 
 def _finish(result: RunResult, start: float) -> RunResult:

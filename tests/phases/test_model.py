@@ -166,9 +166,9 @@ def test_each_run_is_logged_and_reported(binary: Run) -> None:
     _, expected_threads = plan(2, len(ALL_CANDIDATES))
     assert all(r["metrics"]["threads"] <= expected_threads for r in runs)
 
-    finished = [e.data for e in events if e.data.get("status")]
-    assert sorted(d["candidate"] for d in finished) == sorted(ALL_CANDIDATES)
-    assert {"candidate", "status", "score", "duration_s", "deployable"} <= finished[0].keys()
+    finished = [e.payload for e in events if isinstance(e.payload, ev.CandidateFinished)]
+    assert sorted(d.candidate for d in finished) == sorted(ALL_CANDIDATES)
+    assert all(d.status == "done" and d.duration_s is not None for d in finished)
     texts = [e.message for e in events]
     assert any(t.startswith("best: ") and "deployable candidate" in t for t in texts)
     assert any("5-fold StratifiedKFold" in t and "best of 2 configurations" in t for t in texts)
@@ -395,7 +395,7 @@ def test_cancel_while_training_stops_the_pool_and_keeps_what_finished(tmp_path: 
     started = time.monotonic()
 
     def cancel_after_first_run(event: ev.Event) -> None:
-        if event.data.get("status"):
+        if isinstance(event.payload, ev.CandidateFinished):
             ctx.cancel.set()
 
     ctx.emit = cancel_after_first_run

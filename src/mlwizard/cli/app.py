@@ -14,9 +14,10 @@ from mlwizard.cli.output import (
     errors_to_exit_codes,
     out,
     print_json,
-    progress_printer,
+    progress,
     report_failure,
 )
+from mlwizard.cli.reproduce import reproduce
 
 app = typer.Typer(
     name="mlwizard",
@@ -110,12 +111,10 @@ def run(
     with errors_to_exit_codes():
         workspace = Workspace(project)
         _apply_data_options(workspace, data, target)
-        report = runner.run(
-            workspace,
-            runner.resolve_phases(phase.value),
-            time_budget=time_budget,
-            emit=progress_printer(),
-        )
+        with progress() as emit:
+            report = runner.run(
+                workspace, runner.resolve_phases(phase.value), time_budget=time_budget, emit=emit
+            )
     if json_output:
         print_json(report.to_json())
     if report.error is not None:
@@ -239,9 +238,8 @@ def demo(
         with resources.as_file(resources.files("mlwizard.datasets") / "penguins.csv") as data:
             project = create_project(directory, data=data, target="sex", force=force)
         workspace = Workspace(project)
-        report = runner.run(
-            workspace, runner.PHASE_NAMES, time_budget=time_budget, emit=progress_printer()
-        )
+        with progress() as emit:
+            report = runner.run(workspace, runner.PHASE_NAMES, time_budget=time_budget, emit=emit)
     if report.error is not None:
         report_failure(report.error)
         raise typer.Exit(report.exit_code)
@@ -270,6 +268,7 @@ def tui(project: ProjectOption = Path(".")) -> None:
 
 
 app.command()(experiments)
+app.command()(reproduce)
 
 
 def main() -> None:

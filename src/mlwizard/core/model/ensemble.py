@@ -50,9 +50,13 @@ def expected_seconds(chosen: list[RunResult]) -> float:
 
 def build(chosen: list[RunResult], schema: Schema) -> Pipeline:
     """A fitted soft-voting model over the members' fitted pipelines, as a one-step pipeline."""
+    return from_pipelines([(r.candidate, joblib.load(r.joblib_path)) for r in chosen], schema)
+
+
+def from_pipelines(fitted: list[tuple[str, Any]], schema: Schema) -> Pipeline:
+    """The soft-voting model over named fitted pipelines, as a one-step pipeline."""
     from sklearn.ensemble import VotingClassifier, VotingRegressor
 
-    fitted = [(r.candidate, joblib.load(r.joblib)) for r in chosen]
     if schema.task == "regression":
         model: Any = VotingRegressor(fitted)
     else:

@@ -158,6 +158,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         metric=i.metric,
         seed=i.seed,
         budget_s=i.budget.seconds,
+        split=i.split,
         validation=valid_scores,
         test=test,
         test_prediction=test_pred,

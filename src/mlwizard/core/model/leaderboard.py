@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlwizard.core.contract.tasks import Direction
+from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.model.experiments import STORE_FILE, ExperimentStore
 from mlwizard.core.model.jobs import RunResult
@@ -26,6 +27,8 @@ class RunLog:
         self.metric = metric
         self.seed = seed
         self.phase_run_id = uuid.uuid4().hex
+        self.total = 0  # candidates this phase run records, for progress events
+        self.done = 0
         self.store = ExperimentStore(
             ctx.workspace.state_dir / STORE_FILE,
             tracking_uri=ctx.config.model.tracking_uri or None,
@@ -64,15 +67,19 @@ class RunLog:
                 "onnx_path": self._relative(result.onnx),
             }
         )
-        self.ctx.message(
-            self.describe(result),
-            candidate=result.candidate,
-            status=result.status,
-            score=result.score,
-            duration_s=result.duration_s,
-            deployable=result.deployable,
-            reused=reused,
+        finished = ev.CandidateFinished(
+            result.candidate,
+            result.status,
+            result.score,
+            result.duration_s,
+            result.deployable,
+            reused,
         )
+        self.ctx.emit(ev.Event(self.ctx.phase, "message", self.describe(result), payload=finished))
+        if self.total:
+            self.done = min(self.total, self.done + 1)
+            step = ev.StepProgress("candidates", self.done, self.total, result.candidate)
+            self.ctx.emit(ev.Event(self.ctx.phase, "message", "", payload=step))
         return result
 
     def _relative(self, path: str | None) -> str | None:

@@ -32,8 +32,12 @@ def digest(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes()).hexdigest()
 
 
+def digest_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest_bytes(path.read_bytes())
 
 
 def _onnx_digest(run: RunResult) -> str | None:
@@ -72,6 +76,7 @@ def write(
     metric: str,
     seed: int,
     budget_s: float,
+    split: dict[str, str],
     validation: dict[str, Any],
     test: dict[str, Any],
     test_prediction: np.ndarray,
@@ -89,9 +94,11 @@ def write(
             "fingerprint": ctx.upstream["data"].fingerprint,
             **{name: ctx.workspace.file_hash(path) for name, path in sorted(paths.items())},
         },
+        "files": {name: ctx.workspace.relative(path) for name, path in sorted(paths.items())},
         "config": {
             "model": {"candidates": list(config.model.candidates)},
             "split": asdict(config.split),
+            "cv_split": split,  # the strategy the data phase split with, and its column
             "discovery": ctx.upstream["discovery"].metrics.get("metric"),
         },
         "packages": package_versions(),

@@ -14,6 +14,7 @@ from typing import Any
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import METRICS, Direction
+from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import BadInputError, QualityGateError
 from mlwizard.core.model import candidates, insurance, runcache, worker_entry
@@ -59,6 +60,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         for name in names
     }
     log = RunLog(ctx, metric, seed)
+    log.total = len(names)
     results: dict[str, RunResult] = {}
     for name in names:
         cached = runcache.load(planned[name].files, seconds)
@@ -114,7 +116,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     ctx.check_cancelled()
 
     if not ctx.cancel.is_set() and not any(r.finished for r in results.values()):
-        cover.wait(until=budget.end + max(insurance.MEASURE_WAIT_S, budget.seconds))
+        cover.wait(until=budget.end - insurance.END_MARGIN_S)
         raise QualityGateError(
             insurance.nothing_finished([results[n] for n in names], budget, cover.took())
         )
@@ -207,11 +209,9 @@ class _Trainer:
         self.started.add(name)
         self.running_until[name] = time.monotonic() + job.share_s
         share = f"{job.share_s:.1f}" if job.share_s < 10 else f"{job.share_s:.0f}"
-        self.ctx.message(
-            f"{name}: started (its share of the time budget: {share}s)",
-            candidate=name,
-            started=True,
-        )
+        text = f"{name}: started (its share of the time budget: {share}s)"
+        started = ev.CandidateStarted(name, job.share_s)
+        self.ctx.emit(ev.Event(self.ctx.phase, "message", text, payload=started))
 
     def on_done(self, name: str, result: RunResult | None, error: str | None) -> None:
         self.running_until.pop(name, None)

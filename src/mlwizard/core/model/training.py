@@ -67,7 +67,9 @@ def train_candidate(job: TrainJob) -> RunResult:
                 pipeline, family, x_train, y_train, seed=job.seed, deadline=job.hard_deadline
             )
             refit_s, result.complete = info.seconds, True
-            result.recipe = recipe({}, "train", rounds=info.rounds if info.truncated else None)
+            result.recipe = recipe(
+                {}, "train", job.threads, rounds=info.rounds if info.truncated else None
+            )
     except Exception as exc:  # a model failing on this data is a result, not a crash
         result.reason = f"training failed: {type(exc).__name__}: {exc}"[:300]
         return _finish(result, start)
@@ -172,7 +174,9 @@ def _tune_and_refit(
             "configuration's cross-validation fold models"
         )
         result.complete = False
-        result.recipe = recipe(best.params, "fold", fold=found.best_fold, truncated=best.truncated)
+        result.recipe = recipe(
+            best.params, "fold", job.threads, fold=found.best_fold, truncated=best.truncated
+        )
         return found.best_fold_model, max(best.fold_s)
     pipeline = build(best.params)
     info = fitting.fit(
@@ -188,13 +192,14 @@ def _tune_and_refit(
         result.notes.append("the refit's boosting was stopped by the time budget")
     result.complete = found.complete and not info.truncated
     kept = info.rounds if info.truncated else rounds
-    result.recipe = recipe(best.params, "train", rounds=kept, truncated=info.truncated)
+    result.recipe = recipe(best.params, "train", job.threads, rounds=kept, truncated=info.truncated)
     return pipeline, info.seconds
 
 
 def recipe(
     params: dict[str, Any],
     fit_on: str,
+    threads: int,
     *,
     fold: int | None = None,
     rounds: int | None = None,
@@ -206,6 +211,7 @@ def recipe(
     return {
         "params": {k: candidates.plain(v) for k, v in params.items()},
         "fit_on": fit_on,
+        "threads": threads,
         "fold": fold,
         "rounds": rounds,
         "truncated": truncated,

@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import shutil
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -26,6 +27,7 @@ from textual.worker import WorkerCancelled, WorkerFailed
 
 from mlwizard.core import runner
 from mlwizard.core.kernel.config import update_config_file
+from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.model.session import TRIALS_ENV
 from mlwizard.core.scaffold import create_project
@@ -143,3 +145,25 @@ async def wait_until(condition: Callable[[], bool], timeout: float, step: float 
         await asyncio.sleep(step)
     if not condition():
         raise AssertionError(f"condition not met within {timeout * 1000:.0f} ms")
+
+
+COMMITTED_PROJECT = Path(__file__).resolve().parents[1] / "data" / "tui_project.tar.gz"
+
+
+def committed_finished_project(target: Path) -> Path:
+    """A copy of the committed finished project (`tests/data/make_tui_project.py`), its
+    checkpoints re-signed with the inputs the current code reads: every phase is done and up to
+    date, whatever the config's defaults are now, and nothing is trained at test time."""
+    with tarfile.open(COMMITTED_PROJECT) as archive:
+        archive.extractall(target, filter="data")
+    root = target
+    ws = Workspace(root)
+    config = ws.load_config()
+    for phase in runner.PHASE_NAMES:
+        checkpoint = ws.read_checkpoint(phase)
+        assert checkpoint is not None, f"the committed project has no {phase} checkpoint"
+        checkpoint.inputs, not_ready = runner.current_inputs(ws, config, phase)
+        assert not not_ready, not_ready
+        checkpoint.fingerprint = hash_value(checkpoint.inputs)
+        ws.write_checkpoint(checkpoint)
+    return root

@@ -63,7 +63,7 @@ def binary(tmp_path_factory: pytest.TempPathFactory) -> Run:
         ctx.emit = lambda event: (events.append(event), timed.append((time.monotonic(), event)))
         result = model.run(ctx)
     ctx.emit = events.append
-    last_run = max(t for t, e in timed if e.data.get("status"))
+    last_run = max(t for t, e in timed if isinstance(e.payload, ev.CandidateFinished))
     reads.append((last_run, "<last run reported>"))
     return ctx, result, events, sorted(reads)
 

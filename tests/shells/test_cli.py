@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers.frames import synthetic_frame
+from mlwizard import __version__
 from mlwizard.cli import app
 
 runner = CliRunner()
@@ -39,6 +40,13 @@ def test_new_scaffolds_a_documented_project(tmp_path: Path) -> None:
     assert (project / "data" / "input.csv").is_file()
     assert "artifacts/" in (project / ".gitignore").read_text()
     assert (project / "README.md").is_file()
+    # A project a team can own: the mlwizard version pinned, the common commands in a Makefile.
+    assert (project / "requirements.txt").read_text().splitlines()[-1] == f"mlwizard=={__version__}"
+    makefile = (project / "Makefile").read_text()
+    assert (
+        "\tmlwizard run --phase all" not in makefile and "$(MLWIZARD) run --phase all" in makefile
+    )
+    assert "\n\t$(MLWIZARD) status" in makefile  # recipes are tab-indented, as make needs
 
 
 def test_new_refuses_a_non_empty_folder(tmp_path: Path) -> None:
@@ -100,10 +108,39 @@ def test_asking_for_a_phase_before_its_upstream(tmp_path: Path) -> None:
     data = tmp_path / "input.csv"
     synthetic_frame().to_csv(data, index=False)
     result = invoke("run", "--phase", "model", "-p", tmp_path, "--data", data, "--target", "label")
-    assert_one_line_error(result, 2, "needs 'discovery'", "mlwizard run --phase")
+    assert_one_line_error(result, 2, "needs 'discovery'", "mlwizard run --phase", "--with-upstream")
+
+
+def test_with_upstream_runs_what_the_phase_needs(tmp_path: Path) -> None:
+    data = tmp_path / "input.csv"
+    synthetic_frame().to_csv(data, index=False)
+    args = ("run", "--phase", "data", "-p", tmp_path, "--data", data, "--target", "label")
+    result = invoke(*args, "--with-upstream", "--json")
+    assert result.exit_code == 0, result.output
+    phases = json.loads(result.stdout)["phases"]
+    assert {name: p["status"] for name, p in phases.items()} == {
+        "discovery": "done",
+        "data": "done",
+    }
+    again = json.loads(invoke(*args, "--with-upstream", "--json").stdout)["phases"]
+    assert {p["status"] for p in again.values()} == {"skipped"}
 
 
 @pytest.mark.parametrize("args", [("--version",), ("status", "--help")])
 def test_version_and_help(args: tuple[str, ...]) -> None:
     result = invoke(*args)
     assert result.exit_code == 0 and result.stdout.strip()
+
+
+def test_demo_names_commands_the_user_can_paste(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make demo` does not activate the venv: its closing commands name the venv's binaries
+    when `mlwizard` is not on PATH, and by name when it is."""
+    import sys
+
+    from mlwizard.cli.app import _command
+
+    bin_dir = Path(sys.executable).parent
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert _command() == (str(bin_dir / "mlwizard"), f"{bin_dir}/")
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert _command() == ("mlwizard", "")

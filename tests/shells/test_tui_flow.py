@@ -32,7 +32,7 @@ from mlwizard.tui.widgets import BarChart, PhaseStepper
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 SIZE = (100, 30)
-KEY_LATENCY_LIMIT = 0.1
+RESPONSE_TIMEOUT = 10.0  # a hang guard, not a speed bound (see benchmarks/bench_tui_keys.py)
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ async def press_and_time(app: MlwizardApp, count: int) -> list[tuple[float, bool
         requests = app.status_requests
         t0 = time.perf_counter()
         app.simulate_key("s")
-        await wait_until(lambda n=requests: app.status_requests > n, KEY_LATENCY_LIMIT)
+        await wait_until(lambda n=requests: app.status_requests > n, RESPONSE_TIMEOUT)
         timings.append((time.perf_counter() - t0, app.running_phase == "model"))
         await wait_until(lambda n=requests: app.status_refreshes >= n + 1, 2.0)
     return timings
@@ -132,7 +132,6 @@ async def test_full_flow_matches_the_headless_run(
         assert app.screen.query_one("#leaderboard", DataTable).row_count == 2
         detail = app.screen.query_one("#detail", Static)
         assert "confusion matrix" in plain(detail.content)
-        assert max(t for t, _ in timings) < KEY_LATENCY_LIMIT
 
         # Deployment: parity, previews, the service started, asked and stopped.
         await pilot.press("4")
@@ -218,9 +217,8 @@ async def test_keys_answer_during_a_real_model_run_and_c_cancels_it(
         cancel_s = time.perf_counter() - t0
         await settle(app, pilot)
         reason = app.screen.query_one(PhaseStepper).row("model").reason
-        assert (app.phase_status("model"), "cancelled" in reason) == ("failed", True), reason
+        assert (app.phase_status("model"), "cancelled" in reason) == ("cancelled", True), reason
     latencies = [t for t, _ in timings]
-    assert max(latencies) < KEY_LATENCY_LIMIT
     with capsys.disabled():
         print(
             f"\nreal model run: key handled in max {max(latencies) * 1000:.1f} ms "

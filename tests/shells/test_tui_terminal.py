@@ -1,9 +1,11 @@
 """What the TUI looks like: snapshots of every screen (100×30) and of the stepper (80×24) on a
 finished demo project; and the real `mlwizard tui` in tmux.
 
-Snapshots live in tests/shells/__snapshots__/test_tui_terminal/; after a deliberate change of the
-screens, regenerate them with `pytest tests/test_tui_terminal.py --snapshot-update` and look at
-the SVGs before committing them. They depend on the pinned Textual version.
+The snapshots are drawn from committed artifacts (`tests/data/tui_project/`, made by
+`tests/data/make_tui_project.py`): nothing is trained at test time, so a library bump cannot move
+them. They live in tests/shells/__snapshots__/test_tui_terminal/; after a deliberate change of
+the screens, regenerate them with `pytest tests/shells/test_tui_terminal.py --snapshot-update`
+and look at the SVGs before committing them. They depend on the pinned Textual version.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
-from helpers.tui import build_finished_project, settle
+from helpers.tui import committed_finished_project, settle
 from mlwizard.core.runner import PHASE_NAMES
 from mlwizard.tui.app import MlwizardApp
 from mlwizard.tui.widgets import PhaseStepper
@@ -35,8 +37,8 @@ SMALL = (80, 24)
 
 
 @pytest.fixture
-def finished_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_finished_project(tmp_path_factory.getbasetemp())
+def finished_project(tmp_path: Path) -> Path:
+    return committed_finished_project(tmp_path / "demo")
 
 
 def open_phase(key: str) -> Any:

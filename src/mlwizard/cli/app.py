@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +17,10 @@ from mlwizard.cli.output import (
     report_failure,
 )
 from mlwizard.cli.reproduce import reproduce
+from mlwizard.core.runner import PHASE_NAMES
+
+if TYPE_CHECKING:
+    from mlwizard.core.kernel.workspace import Workspace
 
 app = typer.Typer(
     name="mlwizard",
@@ -29,13 +32,14 @@ app = typer.Typer(
 )
 
 
-class Phase(StrEnum):
-    discovery = "discovery"
-    data = "data"
-    model = "model"
-    deploy = "deploy"
-    operations = "operations"
-    all = "all"
+# The CLI's choices come from the core's phase table (light to import: no heavy library).
+PHASE_CHOICES = (*PHASE_NAMES, "all")
+
+
+def _phase_choice(value: str) -> str:
+    if value not in PHASE_CHOICES:
+        raise typer.BadParameter(f"'{value}' is not one of {', '.join(PHASE_CHOICES)}")
+    return value
 
 
 ProjectOption = Annotated[
@@ -87,7 +91,15 @@ def new(
 
 @app.command()
 def run(
-    phase: Annotated[Phase, typer.Option(help="The phase to run; `all` runs what is needed.")],
+    phase: Annotated[
+        str,
+        typer.Option(
+            metavar="[" + "|".join(PHASE_CHOICES) + "]",
+            callback=_phase_choice,
+            autocompletion=lambda: list(PHASE_CHOICES),
+            help="The phase to run; `all` runs what is needed.",
+        ),
+    ],
     project: ProjectOption = Path("."),
     data: Annotated[
         str | None,
@@ -103,6 +115,9 @@ def run(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout; progress on stderr.")
     ] = False,
+    with_upstream: Annotated[
+        bool, typer.Option(help="Also run the phases it needs that are not up to date.")
+    ] = False,
 ) -> None:
     """Run phases headless, skipping those whose inputs have not changed."""
     from mlwizard.core import runner
@@ -113,7 +128,10 @@ def run(
         _apply_data_options(workspace, data, target)
         with progress() as emit:
             report = runner.run(
-                workspace, runner.resolve_phases(phase.value), time_budget=time_budget, emit=emit
+                workspace,
+                runner.resolve_phases(phase, upstream=with_upstream),
+                time_budget=time_budget,
+                emit=emit,
             )
     if json_output:
         print_json(report.to_json())
@@ -124,7 +142,7 @@ def run(
     raise typer.Exit(report.exit_code)
 
 
-def _apply_data_options(workspace, data: Path | None, target: str | None) -> None:
+def _apply_data_options(workspace: Workspace, data: str | None, target: str | None) -> None:
     """`--data/--target` create the config on a first run, or update it."""
     from mlwizard.core.kernel.config import update_config_file
     from mlwizard.core.kernel.errors import BadInputError
@@ -174,8 +192,11 @@ def _print_summary(report) -> None:
 
 
 @app.command()
-def status(project: ProjectOption = Path(".")) -> None:
-    """Show each phase's checkpoint: done, stale, pending or failed, and why."""
+def status(
+    project: ProjectOption = Path("."),
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Show each phase's checkpoint: done, stale, pending or failed, why, and what fixes it."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -184,9 +205,20 @@ def status(project: ProjectOption = Path(".")) -> None:
 
     with errors_to_exit_codes():
         states = project_status(Workspace(project))
-    colours = {"done": "green", "stale": "yellow", "failed": "red", "pending": "dim"}
+    if json_output:
+        print_json(
+            {"project": str(Path(project).resolve()), "phases": [s.to_json() for s in states]}
+        )
+        return
+    colours = {
+        "done": "green",
+        "stale": "yellow",
+        "failed": "red",
+        "cancelled": "yellow",
+        "pending": "dim",
+    }
     table = Table(title=f"mlwizard project {Path(project).resolve()}")
-    for column in ("phase", "status", "why", "finished", "took"):
+    for column in ("phase", "status", "why", "to fix", "finished", "took"):
         table.add_column(column)
     for state in states:
         cp = state.checkpoint
@@ -194,6 +226,7 @@ def status(project: ProjectOption = Path(".")) -> None:
             state.phase,
             f"[{colours[state.status]}]{state.status}[/]",
             escape(state.reason),
+            escape(state.fix),
             cp.finished_at if cp else "",
             f"{cp.duration_s:.1f}s" if cp else "",
         )
@@ -250,13 +283,32 @@ def demo(
     scores = ", ".join(
         f"{k} {model['test'][k]:.3f}" for k in headline if model["test"].get(k) is not None
     )
-    out.print(f"\n[bold]Demo project:[/] {project}")
-    out.print(f"Best model: [bold]{model['best_model']}[/] — test {scores}")
-    out.print(f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}")
-    out.print(f"Artifacts: {project / 'artifacts'}")
-    out.print(f"Status:    mlwizard status --project {project}")
-    out.print(f"Serve it:  cd {service} && uvicorn app:app --port 8000")
-    out.print(f"Container: docker build -t {project.name} {service}")
+    exe, bin_dir = _command()
+    lines = [
+        f"\n[bold]Demo project:[/] {project}",
+        f"Best model: [bold]{model['best_model']}[/] — test {scores}",
+        f"ONNX parity (max abs diff): {deploy.metrics['onnx_max_abs_diff']:.2e}",
+        f"Artifacts: {project / 'artifacts'}",
+        f"Status:    {exe} status --project {project}",
+        f"TUI:       {exe} tui --project {project}",
+        f"Serve it:  cd {service} && {bin_dir}uvicorn app:app --port 8000",
+        f"Container: docker build -t {project.name} {service}",
+    ]
+    for line in lines:  # whole commands, never wrapped mid-command when piped
+        out.print(line, soft_wrap=True)
+
+
+def _command() -> tuple[str, str]:
+    """How to call mlwizard (and the venv's other commands) from the user's shell: by name when
+    the running one is on PATH, else by its full path (`make demo` does not activate the venv)."""
+    import shutil
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    found = shutil.which("mlwizard")
+    if found and Path(found).resolve().parent == bin_dir.resolve():
+        return "mlwizard", ""
+    return str(bin_dir / "mlwizard"), f"{bin_dir}/"
 
 
 @app.command()

@@ -1,78 +1,64 @@
-"""Phases, their dependencies, and the runner that keeps checkpoints honest.
+"""The runner that keeps checkpoints honest: it runs a phase only when it is not up to date,
+hands it a PhaseContext, and records its checkpoint (inputs' hashes, outputs, metrics) last.
 
-A phase is up to date when its last checkpoint is `done` and was made from the same inputs that
-it would read now: the hashes of the config sections it reads, of external inputs (the data file),
-and the fingerprints of the upstream checkpoints. Anything else is `pending`, `stale` or `failed`.
+The shells import the runner only: it also carries the phase table (`phase_table`) and where
+each phase stands (`status`).
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.config import Config
-from mlwizard.core.kernel.context import PhaseContext, PhaseResult
+from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.kernel.errors import (
+    CancelledError,
     InternalError,
     MlwizardError,
     QualityGateError,
     UpstreamNotReadyError,
 )
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.kernel.versions import package_versions
 from mlwizard.core.kernel.workspace import Checkpoint, Workspace
-
-PhaseStatus = Literal["pending", "done", "stale", "failed"]
-
-
-@dataclass(frozen=True)
-class PhaseSpec:
-    name: str
-    module: str  # imported only when the phase runs: status checks stay light
-    upstream: tuple[str, ...]
-    config_sections: tuple[str, ...]
-    weight: int  # share of the overall progress, in percent
-    reads_source: bool = False
-
-    def load(self) -> Callable[[PhaseContext], PhaseResult]:
-        return importlib.import_module(self.module).run
-
-
-def _phase(
-    name: str,
-    upstream: tuple[str, ...],
-    sections: tuple[str, ...],
-    weight: int,
-    reads_source: bool = False,
-) -> PhaseSpec:
-    return PhaseSpec(name, f"mlwizard.core.{name}.phase", upstream, sections, weight, reads_source)
-
-
-PHASES: tuple[PhaseSpec, ...] = (
-    _phase("discovery", (), ("data", "discovery"), 15, reads_source=True),
-    _phase("data", ("discovery",), ("project", "data", "split"), 20, reads_source=True),
-    _phase("model", ("discovery", "data"), ("project", "model"), 30),
-    _phase("deploy", ("discovery", "data", "model"), ("deploy",), 20),
-    _phase("operations", ("data", "model"), (), 15),
+from mlwizard.core.phase_table import (
+    PHASE_NAMES,
+    PHASE_TITLES,
+    PHASE_WEIGHTS,
+    PHASES,
+    PhaseSpec,
+    PhaseStatus,
+    spec,
+    with_upstream,
 )
-PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)
-PHASE_WEIGHTS: dict[str, int] = {p.name: p.weight for p in PHASES}
-_SPECS = {p.name: p for p in PHASES}
+from mlwizard.core.status import PhaseState, current_inputs, phase_state, project_status
 
-
-@dataclass
-class PhaseState:
-    phase: str
-    status: PhaseStatus
-    reason: str
-    checkpoint: Checkpoint | None
+__all__ = [  # the shells' one door into the core's pipeline
+    "PHASES",
+    "PHASE_NAMES",
+    "PHASE_TITLES",
+    "PHASE_WEIGHTS",
+    "PhaseOutcome",
+    "PhaseSpec",
+    "PhaseState",
+    "PhaseStatus",
+    "RunReport",
+    "current_inputs",
+    "phase_state",
+    "project_status",
+    "resolve_phases",
+    "run",
+    "run_phase",
+    "spec",
+    "with_upstream",
+]
 
 
 @dataclass
@@ -108,64 +94,6 @@ class RunReport:
         }
 
 
-def spec(phase: str) -> PhaseSpec:
-    return _SPECS[phase]
-
-
-def current_inputs(ws: Workspace, config: Config, phase: str) -> tuple[dict[str, str], list[str]]:
-    """The input hashes `phase` would run on now, and the upstream phases not up to date."""
-    s = _SPECS[phase]
-    inputs = {
-        f"config.{name}": hash_value(config.section_hash_input(name)) for name in s.config_sections
-    }
-    if s.reads_source:
-        from mlwizard.core.ingest.sources import source_fingerprint
-
-        inputs["source"] = source_fingerprint(ws, config)
-    not_ready = []
-    for up in s.upstream:
-        state = phase_state(ws, config, up)
-        if state.status != "done" or (state.checkpoint and state.checkpoint.gate_failures):
-            not_ready.append(up)
-        else:
-            assert state.checkpoint is not None
-            inputs[f"upstream.{up}"] = state.checkpoint.fingerprint
-    return inputs, not_ready
-
-
-def phase_state(ws: Workspace, config: Config, phase: str) -> PhaseState:
-    checkpoint = ws.read_checkpoint(phase)
-    if checkpoint is None:
-        return PhaseState(phase, "pending", "not run yet", None)
-    if checkpoint.status == "failed":
-        return PhaseState(phase, "failed", checkpoint.error or "failed", checkpoint)
-    inputs, not_ready = current_inputs(ws, config, phase)
-    if not_ready:
-        return PhaseState(
-            phase, "stale", f"upstream {', '.join(not_ready)} not up to date", checkpoint
-        )
-    changed = sorted(
-        k
-        for k in inputs.keys() | checkpoint.inputs.keys()
-        if inputs.get(k) != checkpoint.inputs.get(k)
-    )
-    if changed:
-        return PhaseState(phase, "stale", "changed: " + ", ".join(changed), checkpoint)
-    missing = [name for name, rel in checkpoint.outputs.items() if not ws.resolve(rel).exists()]
-    if missing:
-        return PhaseState(phase, "stale", "missing outputs: " + ", ".join(missing), checkpoint)
-    return PhaseState(phase, "done", "up to date", checkpoint)
-
-
-def project_status(ws: Workspace) -> list[PhaseState]:
-    config = ws.load_config()
-    return [phase_state(ws, config, name) for name in PHASE_NAMES]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _outcome(ws: Workspace, cp: Checkpoint, status: Literal["done", "skipped"]) -> PhaseOutcome:
     artifacts = {name: str(ws.resolve(rel)) for name, rel in cp.outputs.items()}
     return PhaseOutcome(status, cp.metrics, artifacts)
@@ -184,7 +112,7 @@ def run_phase(
     """Run one phase if it is not up to date. Raises on failure, after recording it."""
     config = config or ws.load_config()
     state = phase_state(ws, config, phase)
-    if state.status == "done" and not force:
+    if state.up_to_date and not force:
         assert state.checkpoint is not None
         emit(ev.Event(phase, "phase_skipped", "up to date"))
         _raise_gate(phase, state.checkpoint)
@@ -194,7 +122,7 @@ def run_phase(
     if not_ready:
         first = not_ready[0]
         up = phase_state(ws, config, first)
-        if up.status == "done":  # done, but its results failed a quality gate
+        if up.up_to_date:  # finished, but its results failed a quality gate
             assert up.checkpoint is not None
             raise QualityGateError(
                 f"phase '{phase}' needs '{first}', whose results failed a quality gate: "
@@ -202,9 +130,10 @@ def run_phase(
             )
         raise UpstreamNotReadyError(
             f"phase '{phase}' needs '{first}', which is {up.status}; run "
-            f"`mlwizard run --phase {first}` (or `--phase all` to run whatever is needed)"
+            f"`mlwizard run --phase {first}` (or `--phase {phase} --with-upstream` to run "
+            "whatever it needs)"
         )
-    upstream = {up: ws.read_checkpoint(up) for up in _SPECS[phase].upstream}
+    upstream = {up: ws.read_checkpoint(up) for up in spec(phase).upstream}
     context = PhaseContext(
         phase=phase,
         workspace=ws,
@@ -215,8 +144,8 @@ def run_phase(
         cancel=cancel or threading.Event(),
     )
     emit(ev.Event(phase, "phase_started", state.reason))
-    started, t0 = _now(), time.perf_counter()
-    base = {
+    started, t0 = timestamp(), time.perf_counter()
+    base: dict[str, Any] = {
         "phase": phase,
         "inputs": inputs,
         "fingerprint": hash_value(inputs),
@@ -224,17 +153,27 @@ def run_phase(
         "versions": package_versions(),
     }
     try:
-        result = _SPECS[phase].load()(context)
+        result = spec(phase).load()(context)
+        outputs = {**context.registered, **result.outputs}
+        missing = [name for name in spec(phase).outputs if name not in outputs]
+        if missing:  # a bug in the phase, not the user's problem: say which output it forgot
+            raise InternalError(f"phase {phase} did not record its output(s) {', '.join(missing)}")
     except BaseException as exc:
-        message = str(exc) if isinstance(exc, MlwizardError) else f"{type(exc).__name__}: {exc}"
+        cancelled = isinstance(exc, CancelledError | KeyboardInterrupt)
+        if cancelled:  # the user stopped it (c in the TUI, Ctrl-C): not a failure
+            message = f"phase {phase} cancelled"
+        elif isinstance(exc, MlwizardError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
         gate = exc if isinstance(exc, QualityGateError) else None
         ws.write_checkpoint(
             Checkpoint(
-                status="failed",
+                status="cancelled" if cancelled else "failed",
                 error=message,
                 outputs={n: ws.relative(p) for n, p in (gate.outputs if gate else {}).items()},
                 metrics=gate.metrics if gate else {},
-                finished_at=_now(),
+                finished_at=timestamp(),
                 duration_s=round(time.perf_counter() - t0, 3),
                 **base,
             )
@@ -242,10 +181,10 @@ def run_phase(
         raise
     checkpoint = Checkpoint(
         status="done",
-        outputs={name: ws.relative(path) for name, path in result.outputs.items()},
+        outputs={name: ws.relative(path) for name, path in outputs.items()},
         metrics=result.metrics,
         gate_failures=result.gate_failures,
-        finished_at=_now(),
+        finished_at=timestamp(),
         duration_s=round(time.perf_counter() - t0, 3),
         **base,
     )
@@ -307,5 +246,8 @@ def run(
     return report
 
 
-def resolve_phases(name: str) -> list[str]:
-    return list(PHASE_NAMES) if name == "all" else [name]
+def resolve_phases(name: str, upstream: bool = False) -> list[str]:
+    """The phases `run --phase NAME` runs: all of them, one, or one and what it needs."""
+    if name == "all":
+        return list(PHASE_NAMES)
+    return with_upstream(name) if upstream else [name]

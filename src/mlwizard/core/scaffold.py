@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from mlwizard import __version__
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.config import CONFIG_FILE
 from mlwizard.core.kernel.errors import BadInputError
@@ -34,6 +35,10 @@ def create_project(
     write_config(directory, source, target)
     atomic.write_text(directory / "README.md", render("project/README.md.j2", **values))
     atomic.write_text(directory / ".gitignore", render("project/gitignore"))
+    atomic.write_text(directory / "Makefile", render("project/Makefile.j2", **values))
+    atomic.write_text(
+        directory / "requirements.txt", render("project/requirements.txt.j2", **values)
+    )
     return directory
 
 
@@ -49,6 +54,7 @@ def _values(directory: Path, source: str, target: str) -> dict[str, str]:
         "source": source,
         "target": target,
         "service_name": _service_name(directory.name),
+        "mlwizard_version": __version__,
     }
 
 

@@ -157,6 +157,7 @@ class Predictor:
         values, proba = self.run(columns)
         if not self.is_classifier:
             return {"prediction": values.tolist(), "proba": None}
+        assert proba is not None  # a classifier always outputs probabilities
         if self.threshold is not None:
             values = (proba[:, 1] >= self.threshold).astype(np.int64)
         classes = np.asarray(self.classes, dtype=object)

@@ -13,40 +13,40 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from mlwizard.core import runner
-from mlwizard.core.deploy import local_service as svc
 from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.config import CONFIG_FILE, update_config_file
 from mlwizard.core.kernel.errors import CancelledError, MlwizardError
 from mlwizard.core.kernel.workspace import Workspace
-from mlwizard.tui import loaders
+from mlwizard.core.runner import PHASE_TITLES
 from mlwizard.tui.commands import WizardCommands
 from mlwizard.tui.messages import (
     CoreEvent,
     PhaseFailed,
     PhaseRunning,
     ProjectCreated,
-    ServiceAnswered,
-    ServiceStarted,
-    ServiceStopped,
     StatusLoaded,
 )
 from mlwizard.tui.screens import PHASE_SCREENS, HelpScreen, NewProjectScreen
 from mlwizard.tui.screens.base import PhaseScreen
-from mlwizard.tui.widgets.stepper import TITLES
+from mlwizard.tui.service_controls import ServiceControls
+
+if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
 
 # While the app runs, Python switches threads every millisecond rather than every 5: a worker
 # running core code in Python holds the GIL for a whole interval at a time, and handling one key
 # takes the UI thread several hand-overs, so at 5 ms keys could wait ~100 ms during a phase.
 # The heavy training runs in worker processes, so the thread running the phase loses little.
 UI_SWITCH_INTERVAL = 0.001
+NARROW_WIDTH = 100  # columns below which the stepper folds to one line per phase
 
 NO_CONFIG_HELP = (
     f"No {CONFIG_FILE} in {{path}}. Create one from the dialog (or `mlwizard new DIR --data PATH "
@@ -67,14 +67,14 @@ def start_resource_tracker() -> None:
     resource_tracker.ensure_running()
 
 
-class MlwizardApp(App[int]):
+class MlwizardApp(ServiceControls):
     TITLE = "mlwizard"
     CSS_PATH = "app.tcss"
     MODES: ClassVar[dict[str, Any]] = dict(PHASE_SCREENS)
     COMMANDS = App.COMMANDS | {WizardCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
-            Binding(str(i), f"show_phase('{phase}')", TITLES[phase], show=False)
+            Binding(str(i), f"show_phase('{phase}')", PHASE_TITLES[phase], show=False)
             for i, phase in enumerate(runner.PHASE_NAMES, start=1)
         ),
         Binding("a", "run_all", "Run all"),
@@ -100,11 +100,7 @@ class MlwizardApp(App[int]):
         self.live_runs: dict[str, dict[str, Any]] = {}
         self.model_started: float | None = None
         self.model_budget: float | None = None
-        self.service: svc.LocalService | None = None
-        self.service_busy: str | None = None
-        self.last_response: ServiceAnswered | None = None
-        self._quitting = threading.Event()  # tells a service still starting to stop instead
-        self.phase_screens: dict[str, PhaseScreen] = {}
+        self.budget_input: float | None = None
         # How many refreshes were asked for and applied; tests use them to see the UI respond.
         self.status_requests = 0
         self.status_refreshes = 0
@@ -124,6 +120,9 @@ class MlwizardApp(App[int]):
         sys.setswitchinterval(min(self._switch_interval, UI_SWITCH_INTERVAL))
         self.switch_mode("discovery")
         self.action_refresh_status()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW_WIDTH, "-narrow")
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
@@ -145,7 +144,7 @@ class MlwizardApp(App[int]):
 
     def first_incomplete(self) -> str:
         for state in self.states:
-            if state.status != "done" or (state.checkpoint and state.checkpoint.gate_failures):
+            if state.status != "done":
                 return state.phase
         return runner.PHASE_NAMES[-1]
 
@@ -155,9 +154,6 @@ class MlwizardApp(App[int]):
             if state.status != "done":
                 return [s.phase for s in self.states[i:]]
         return []
-
-    def register_screen(self, screen: PhaseScreen) -> None:
-        self.phase_screens[screen.PHASE] = screen
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -212,8 +208,9 @@ class MlwizardApp(App[int]):
             self.notify("All phases are done.")
             return
         if time_budget is None and "model" in phases and "model" in self.phase_screens:
-            time_budget = self.phase_screens["model"].budget()  # type: ignore[attr-defined]
+            time_budget = self.budget_input  # what the model screen's field holds
             if time_budget is None:
+                self.notify("The time budget must be at least 1 second.", severity="error")
                 return
         self._cancel = threading.Event()
         self._run_failed = False
@@ -240,43 +237,6 @@ class MlwizardApp(App[int]):
         self.notify(f"Saved {what} to {CONFIG_FILE}.", markup=False)
         self.action_refresh_status()
         return True
-
-    # -- the service -----------------------------------------------------------------------------
-    def start_service(self) -> None:
-        if self.service is not None or self.service_busy:
-            self.notify("The service is already running (or busy).")
-            return
-        folder = loaders.output_path(
-            self.workspace, "deploy", "service", "artifacts/deploy/service"
-        )
-        if not (folder / "app.py").is_file():
-            self.notify("No service yet: run the deployment phase first.", severity="warning")
-            return
-        self.service_busy = "starting"
-        self._show_service()
-        self._start_service(folder)
-
-    def stop_service(self) -> None:
-        if self.service is None:
-            self.notify("The service is not running.")
-            return
-        service, self.service = self.service, None
-        self.service_busy = "stopping"
-        self._show_service()
-        self._stop_service(service)
-
-    def sample_request(self) -> None:
-        if self.service is None:
-            self.notify("Start the service first (u).", severity="warning")
-            return
-        self._sample_request(self.service)
-
-    def shutdown_service(self) -> None:
-        """Stop the service now (on quit): a few seconds at most."""
-        self._quitting.set()
-        if self.service is not None:
-            service, self.service = self.service, None
-            service.stop(timeout=3.0)
 
     # -- workers: call the core, post messages, nothing else --------------------------------------
     def _read_status(self) -> StatusLoaded:
@@ -334,34 +294,6 @@ class MlwizardApp(App[int]):
             return
         self.post_message(ProjectCreated(str(root)))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="service")
-    def _start_service(self, folder: Path) -> None:
-        try:
-            service = svc.start(folder, cancel=self._quitting)
-        except svc.ServiceError as exc:
-            self.post_message(ServiceStopped(f"could not start: {exc}"))
-            return
-        self.post_message(ServiceStarted(service))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="service-stop")
-    def _stop_service(self, service: svc.LocalService) -> None:
-        service.stop()
-        self.post_message(ServiceStopped("stopped"))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="service-request")
-    def _sample_request(self, service: svc.LocalService) -> None:
-        try:
-            rows = loaders.sample_rows(self.workspace)
-        except Exception as exc:
-            self.post_message(ServiceAnswered(None, None, None, f"no sample row: {exc}"))
-            return
-        try:
-            status, body = svc.predict(service, rows)
-        except svc.ServiceError as exc:
-            self.post_message(ServiceAnswered(rows, None, None, str(exc)))
-            return
-        self.post_message(ServiceAnswered(rows, status, body))
-
     # -- handlers: own the state, touch the widgets ----------------------------------------------
     @on(StatusLoaded)
     def _on_status_loaded(self, message: StatusLoaded) -> None:
@@ -418,8 +350,7 @@ class MlwizardApp(App[int]):
         if message.phase == "model":
             self.live_runs = {}
             self.model_started = time.monotonic()
-            if "model" in self.phase_screens:
-                self.phase_screens["model"].live_update({})  # type: ignore[attr-defined]
+            self.tell_screens("live")
         self._render_states()
 
     @on(CoreEvent)
@@ -440,37 +371,13 @@ class MlwizardApp(App[int]):
                 "message": event.message,
             }
         if isinstance(run, ev.CandidateStarted | ev.CandidateFinished):
-            screen = self.phase_screens.get("model")
-            if screen is not None:
-                screen.live_update(dict(self.live_runs))  # type: ignore[attr-defined]
+            self.tell_screens("live")
 
     @on(PhaseFailed)
     def _on_phase_failed(self, message: PhaseFailed) -> None:
         self._run_failed = True
-        severity = "warning" if message.cancelled else "error"
+        severity: SeverityLevel = "warning" if message.cancelled else "error"
         self.notify(message.message, title=message.phase, severity=severity, markup=False)
-
-    @on(ServiceStarted)
-    def _on_service_started(self, message: ServiceStarted) -> None:
-        self.service, self.service_busy = message.service, None
-        self.notify(f"Service running at {message.service.url}.", markup=False)
-        self._show_service()
-
-    @on(ServiceStopped)
-    def _on_service_stopped(self, message: ServiceStopped) -> None:
-        self.service_busy = None
-        severity = "error" if message.reason.startswith("could not") else "information"
-        self.notify(f"Service {message.reason}.", severity=severity, markup=False)
-        self._show_service()
-
-    @on(ServiceAnswered)
-    def _on_service_answered(self, message: ServiceAnswered) -> None:
-        self.last_response = message
-        screen = self.phase_screens.get("deploy")
-        if screen is not None:
-            screen.show_response(message.status, message.body, message.error)  # type: ignore[attr-defined]
-        if message.error:
-            self.notify(message.error, title="Request failed", severity="error", markup=False)
 
     @on(Worker.StateChanged)
     def _on_worker_state(self, event: Worker.StateChanged) -> None:
@@ -507,22 +414,12 @@ class MlwizardApp(App[int]):
 
     # -- rendering -------------------------------------------------------------------------------
     def _render_states(self) -> None:
-        for screen in self.phase_screens.values():
-            if screen.is_mounted:
-                screen.show_states()
-        model = self.phase_screens.get("model")
-        if model is not None and model.is_mounted:
-            model.tick()  # type: ignore[attr-defined]
+        self.tell_screens("status")
 
     def _show_activity(self) -> None:
         screen = self.screen
         if isinstance(screen, PhaseScreen):
             screen.show_activity(self.activity)
-
-    def _show_service(self) -> None:
-        screen = self.phase_screens.get("deploy")
-        if screen is not None and screen.is_mounted:
-            screen.show_service()  # type: ignore[attr-defined]
 
     def _hint_next(self) -> None:
         states = {s.phase: s for s in self.states}
@@ -532,7 +429,7 @@ class MlwizardApp(App[int]):
             self.notify("Every phase is done.")
         elif nxt in runner.PHASE_NAMES and done:
             key = runner.PHASE_NAMES.index(nxt) + 1
-            self.notify(f"Next: {TITLES[nxt]} (press {key}).")
+            self.notify(f"Next: {PHASE_TITLES[nxt]} (press {key}).")
 
     def _sync_bindings(self) -> None:
         """Refresh the footer only when what the keys can do changed: it rebuilds its widgets."""

@@ -8,22 +8,21 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from mlwizard.core.runner import PHASE_NAMES
-from mlwizard.tui.widgets.stepper import TITLES
+from mlwizard.core.runner import PHASE_NAMES, PHASE_TITLES
 
 if TYPE_CHECKING:
-    from mlwizard.tui.app import MlwizardApp
+    from mlwizard.tui.wizard import Wizard
 
 
 class WizardCommands(Provider):
     def commands(self) -> list[tuple[str, Callable[[], object], str]]:
-        app = cast("MlwizardApp", self.app)
+        app = cast("Wizard", self.app)
         found: list[tuple[str, Callable[[], object], str]] = []
         for phase in PHASE_NAMES:
-            title = TITLES[phase]
+            title = PHASE_TITLES[phase]
             found.append((f"Open {title}", partial(app.show_phase, phase), f"the {title} screen"))
         for phase in PHASE_NAMES:
-            title = TITLES[phase]
+            title = PHASE_TITLES[phase]
             found.append(
                 (f"Run {title}", partial(app.run_phases, [phase]), f"run the {phase} phase")
             )

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mlwizard.core.kernel.config import Config, config_from_dict
+from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.kernel.workspace import Workspace
 
-HISTOGRAM_BINS = 12
 MAX_BARS = 10
 PREVIEW_CHARS = 20_000
 # Generated files shown in the deployment screen, and the language each is highlighted as.
@@ -124,27 +124,18 @@ def data_view(ws: Workspace) -> DataView:
     except Exception:
         config = None
     report = ws.artifact_dir("data") / "report.html"
-    charts = column_charts(ws, profile)
+    charts = column_charts(profile)
     return DataView(
         profile, audit, metrics, config, charts, ws.relative(report) if report.is_file() else None
     )
 
 
-def column_charts(ws: Workspace, profile: dict[str, Any]) -> dict[str, list[tuple[str, float]]]:
-    """Column -> bars (label, count): the profile's histogram or top values when it has them,
-    else counted from the data phase's snapshot of the source."""
+def column_charts(profile: dict[str, Any]) -> dict[str, list[tuple[str, float]]]:
+    """Column -> bars (label, count): the profile's histogram or top values. The profile is the
+    one place they are computed; a column it has none for gets no chart."""
     columns: dict[str, Any] = profile.get("columns") or {}
-    charts: dict[str, list[tuple[str, float]]] = {}
-    missing = []
-    for name, info in columns.items():
-        bars = _profile_bars(info)
-        if bars:
-            charts[name] = bars
-        else:
-            missing.append(name)
-    if missing:
-        charts.update(_snapshot_bars(ws, missing, columns))
-    return charts
+    charts = {name: _profile_bars(info) for name, info in columns.items()}
+    return {name: bars for name, bars in charts.items() if bars}
 
 
 def _profile_bars(info: dict[str, Any]) -> list[tuple[str, float]]:
@@ -152,44 +143,11 @@ def _profile_bars(info: dict[str, Any]) -> list[tuple[str, float]]:
     if isinstance(histogram, dict) and histogram.get("counts"):
         edges, counts = histogram.get("edges") or [], histogram["counts"]
         if len(edges) == len(counts) + 1:
-            return [(_fmt(edges[i]), float(c)) for i, c in enumerate(counts)]
-    top = info.get("top")
+            return [(fmt(edges[i]), float(c)) for i, c in enumerate(counts)]
+    top = info.get("top_counts")  # the commonest values with their counts (all rows)
     if isinstance(top, list) and top and isinstance(top[0], dict) and "count" in top[0]:
         return [(str(t.get("value")), float(t.get("count") or 0)) for t in top[:MAX_BARS]]
     return []
-
-
-def _snapshot_bars(
-    ws: Workspace, names: list[str], columns: dict[str, Any]
-) -> dict[str, list[tuple[str, float]]]:
-    path = output_path(ws, "data", "snapshot", "")
-    if not path.is_file() or path.suffix != ".parquet":
-        return {}
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path, columns=[n for n in names if n])
-    except Exception:
-        return {}
-    charts: dict[str, list[tuple[str, float]]] = {}
-    for name in table.column_names:
-        values = table.column(name)
-        if columns.get(name, {}).get("numeric"):
-            array = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
-            array = array[np.isfinite(array)]
-            if array.size == 0:
-                continue
-            counts, edges = np.histogram(array, bins=HISTOGRAM_BINS)
-            charts[name] = [(_fmt(edges[i]), float(c)) for i, c in enumerate(counts)]
-        else:
-            tally: dict[str, int] = {}
-            for value in values.to_pylist():
-                key = "∅ missing" if value is None else str(value)
-                tally[key] = tally.get(key, 0) + 1
-            ordered = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_BARS]
-            charts[name] = [(k, float(v)) for k, v in ordered]
-    return charts
 
 
 # -- model -------------------------------------------------------------------------------------
@@ -368,9 +326,3 @@ def retraining_advice(drift: dict[str, Any], gate_failures: list[str]) -> tuple[
     if moderate:
         calm += f"; moderate drift on {', '.join(moderate)} — watch them"
     return False, [calm, "the model met its success criterion"]
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

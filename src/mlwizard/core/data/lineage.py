@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.config import Config
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.core.kernel.hashing import hash_value
 
 HISTORY = 50  # earlier versions kept in the file
@@ -35,7 +35,7 @@ def record_version(
         "version": data_version(source_hash, config),
         "source": source_label,
         "source_hash": source_hash,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_at": timestamp(),
         **facts,
         "config": settings,
     }

@@ -262,9 +262,14 @@ class _SampledColumn:
         return cls(column, None, data, _numpy(pc.is_null(data)), distinct)
 
     @property
+    def numbers(self) -> np.ndarray:
+        """The values of a numeric column."""
+        assert self.values is not None, f"{self.column.name} is not numeric"
+        return self.values
+
+    @property
     def finite(self) -> np.ndarray:
-        assert self.values is not None
-        return self.values[np.isfinite(self.values)]
+        return self.numbers[np.isfinite(self.numbers)]
 
     def codes(self, max_levels: int = MAX_LEVELS) -> tuple[np.ndarray, list[str]]:
         """Category codes: the `max_levels` commonest values, then "(other)" and "(missing)"."""
@@ -439,9 +444,9 @@ def _correlations(
     }
     if len(chosen) < 2:
         return result
-    matrix = pairwise_pearson(np.column_stack([sampled[n].values for n in chosen]))
+    matrix = pairwise_pearson(np.column_stack([sampled[n].numbers for n in chosen]))
     result["matrix"] = [[_rounded(v) for v in row] for row in matrix]
-    pairs = [
+    pairs: list[dict[str, Any]] = [
         {"a": chosen[i], "b": chosen[j], "r": _rounded(matrix[i, j])}
         for i in range(len(chosen))
         for j in range(i + 1, len(chosen))
@@ -487,14 +492,14 @@ def _target_profile(
             continue
         feature = sampled[c.name]
         if regression and c.numeric:
-            measure, value = "pearson", _pearson(feature.values[keep], y)
+            measure, value = "pearson", _pearson(feature.numbers[keep], y)
             score = abs(value) if value is not None else None
         elif regression:
             levels, _ = feature.codes()
             measure, value = "correlation_ratio", _correlation_ratio(levels[keep], y)
             score = value
         elif c.numeric:
-            x = feature.values[keep]
+            x = feature.numbers[keep]
             finite = np.isfinite(x)
             measure, value = "correlation_ratio", _correlation_ratio(codes[finite], x[finite])
             score = value
@@ -510,7 +515,7 @@ def _target_profile(
                 "score": _rounded(score) if score is not None else None,
             }
         )
-    scores.sort(key=lambda s: (s["score"] is None, -(s["score"] or 0.0), s["column"]))
+    scores.sort(key=lambda s: (s["score"] is None, -float(s["score"] or 0.0), str(s["column"])))
     return {
         "name": target,
         "task": "regression"

@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 
 from mlwizard.core.kernel import atomic
+from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.kernel.templates import render, templates_dir
 
 HTML_TEMPLATE = "report/report.html.j2"
@@ -105,26 +106,6 @@ def markdown_escape(text: Any) -> str:
 
 
 # --- numbers as text ---------------------------------------------------------------------------
-
-
-def fmt(value: Any) -> str:
-    """A number for people: thousands separators, four significant digits, "—" for none."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if not math.isfinite(value):
-        return str(value)
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
-    if magnitude >= 1e15 or magnitude < 1e-3:
-        return f"{value:.3e}"
-    if magnitude >= 1e4:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
 
 
 def percent(fraction: float | None) -> str:

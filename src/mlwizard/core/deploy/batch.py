@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +33,9 @@ from mlwizard.core.kernel.config import DEFAULT_NA_VALUES, ColumnType
 from mlwizard.core.kernel.errors import BadInputError, QualityGateError, UpstreamNotReadyError
 from mlwizard.core.kernel.workspace import Workspace
 
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
 BATCH_ROWS = 65_536
 _counter = itertools.count()
 
@@ -40,7 +43,7 @@ _counter = itertools.count()
 class _NoBytecodeLoader(importlib.machinery.SourceFileLoader):
     """Imports a file without writing `__pycache__` into the generated service folder."""
 
-    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+    def set_data(self, path: str, data: Buffer, *, _mode: int = 0o666) -> None:
         return None
 
 

@@ -18,7 +18,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,8 @@ from mlwizard.core.deploy.batch import load_predictor
 from mlwizard.core.export.parity import Parity, compare_probabilities, compare_values
 from mlwizard.core.kernel import atomic, templates
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
-from mlwizard.core.kernel.errors import BadInputError, QualityGateError
+from mlwizard.core.kernel.errors import QualityGateError
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.serving import predictor as serving_predictor
 
 SERVICE_TEMPLATES = "service"
@@ -41,10 +41,10 @@ PARITY_MAX_ROWS = 50_000  # enough rows to catch a bad conversion; bounded time 
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
-    schema_path = _upstream_file(ctx, "data", "schema")
-    test_path = _upstream_file(ctx, "data", "test")
-    model_path = _upstream_file(ctx, "model", "onnx")
-    pipeline_path = _upstream_file(ctx, "model", "pipeline")
+    schema_path = ctx.require("data", "schema")
+    test_path = ctx.require("data", "test")
+    model_path = ctx.require("model", "onnx")
+    pipeline_path = ctx.require("model", "pipeline")
     schema = Schema.load(schema_path)
     example = pq.read_table(test_path).slice(0, 1).to_pylist()
     service = ctx.artifact("service")
@@ -88,16 +88,6 @@ def run(ctx: PhaseContext) -> PhaseResult:
         "metadata": service / "metadata.json",
     }
     return PhaseResult(metrics=metrics, outputs=outputs, gate_failures=_gate(parity, schema))
-
-
-def _upstream_file(ctx: PhaseContext, phase: str, name: str) -> Path:
-    try:
-        path = ctx.upstream_artifact(phase, name)
-    except KeyError:
-        raise BadInputError(f"the {phase} phase recorded no '{name}' artifact; rerun it") from None
-    if not path.is_file():
-        raise BadInputError(f"{path}: missing; rerun `mlwizard run --phase {phase}`")
-    return path
 
 
 @contextmanager
@@ -161,7 +151,7 @@ def _template_values(
             {**f, "send_as": _send_as(f["kind"], f["type"])} for f in _features(ctx, schema)
         ],
         "classes": [str(c) for c in schema.classes or []],
-        "created_at": _now(),
+        "created_at": timestamp(),
         "example": _shell_quoted_example(schema, rows),
     }
 
@@ -226,8 +216,8 @@ def service_parity(service: Path, pipeline_path: Path, schema: Schema, test_path
         ids = (native_proba[:, 1] >= predictor.threshold).astype(np.int64)
     else:
         ids = np.asarray(pipeline.predict(frame)).ravel()  # CatBoost's predict is [N, 1]
-    native = [classes[int(i)] for i in ids]
-    same = np.array([r["prediction"] == n for r, n in zip(served, native, strict=True)])
+    labels = [classes[int(i)] for i in ids]
+    same = np.array([r["prediction"] == n for r, n in zip(served, labels, strict=True)])
     return compare_probabilities(native_proba, proba, same)
 
 
@@ -278,14 +268,10 @@ def _metadata(ctx: PhaseContext, schema: Schema) -> dict[str, Any]:
         },
         "decision_threshold": decision_threshold(ctx, schema),
         "parity": None,  # filled in once checked
-        "created_at": _now(),
+        "created_at": timestamp(),
         "versions": {
             "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__,
             "numpy": np.__version__,
         },
     }
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

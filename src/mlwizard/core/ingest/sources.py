@@ -111,8 +111,9 @@ def resolve_source(ws: Workspace, config: Config) -> Source:
     if "*" in raw or "?" in raw:
         return Source("glob", str(ws.root / raw), pattern=raw)
     path = ws.source_path(config)
-    kind = "sqlite" if file_kind(path) == "sqlite" else "file"
-    return Source(kind, str(path), path=path)
+    if file_kind(path) == "sqlite":
+        return Source("sqlite", str(path), path=path)
+    return Source("file", str(path), path=path)
 
 
 def _url_source(ws: Workspace, raw: str) -> Source:

@@ -20,7 +20,7 @@ from mlwizard.core.kernel.config import CONFIG_FILE, Config, load_config
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.kernel.hashing import hash_file
 
-CheckpointStatus = Literal["done", "failed"]
+CheckpointStatus = Literal["done", "failed", "cancelled"]
 
 
 @dataclass

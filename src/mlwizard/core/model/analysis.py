@@ -183,7 +183,8 @@ def permutation_importance(
         x, y = x.iloc[:rows], y[:rows]
         expected = per_column()  # fixed costs per call do not shrink with the rows
 
-    found, not_reached = [], []
+    found: list[dict[str, Any]] = []
+    not_reached: list[str] = []
     for feature in schema.features:
         if time.monotonic() + expected > deadline:
             not_reached.append(feature.name)

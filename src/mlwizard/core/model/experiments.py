@@ -33,6 +33,7 @@ import duckdb
 
 from mlwizard.core.contract.tasks import METRICS, Direction
 from mlwizard.core.kernel.errors import BadInputError, MlwizardError
+from mlwizard.core.kernel.formatting import utc_now
 from mlwizard.core.kernel.versions import package_versions
 
 if TYPE_CHECKING:
@@ -90,10 +91,6 @@ def _ident(name: str) -> str:
 
 def _base_type(kind: str) -> str:
     return kind.split()[0]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -248,7 +245,7 @@ class ExperimentStore:
             raise ValueError(f"unknown run columns: {sorted(unknown)}")
         row = dict(row)
         row["started_at"] = _as_datetime(row.get("started_at"))
-        row["recorded_at"] = _as_datetime(row.get("recorded_at")) or _now()
+        row["recorded_at"] = _as_datetime(row.get("recorded_at")) or utc_now()
         if row.get("package_versions") is None:
             row["package_versions"] = package_versions()
         if row.get("artifacts") is None and row.get("onnx_path"):
@@ -312,7 +309,7 @@ class ExperimentStore:
             "metric": metric,
             "direction": direction or direction_of(metric),
             "test": json.dumps(test, default=str) if test is not None else None,
-            "recorded_at": _now(),
+            "recorded_at": utc_now(),
         }
         names = list(values)
         sql = (

@@ -25,12 +25,13 @@ from mlwizard.core.export.onnx_export import make_session, predict_onnx
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import QualityGateError
+from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.model import analysis, choice, ensemble, fitting, manifest, threshold
 from mlwizard.core.model.budget import Budget
 from mlwizard.core.model.candidates import BASELINE
 from mlwizard.core.model.insurance import nothing_finished
 from mlwizard.core.model.jobs import RunResult
-from mlwizard.core.model.leaderboard import RunLog, fmt, leaderboard, left_out, summary, why_best
+from mlwizard.core.model.leaderboard import RunLog, leaderboard, left_out, summary, why_best
 from mlwizard.core.model.metrics import Scores, details, evaluate
 
 END_MARGIN_S = 0.5  # also covers the runner writing the checkpoint after the phase returns

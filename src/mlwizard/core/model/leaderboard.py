@@ -11,12 +11,9 @@ from typing import Any
 from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.context import PhaseContext
+from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.model.experiments import STORE_FILE, ExperimentStore
 from mlwizard.core.model.jobs import RunResult
-
-
-def fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
 
 
 class RunLog:
@@ -30,7 +27,7 @@ class RunLog:
         self.total = 0  # candidates this phase run records, for progress events
         self.done = 0
         self.store = ExperimentStore(
-            ctx.workspace.state_dir / STORE_FILE,
+            ctx.register("experiments", ctx.workspace.state_dir / STORE_FILE),
             tracking_uri=ctx.config.model.tracking_uri or None,
             experiment=ctx.config.project.name,
         )

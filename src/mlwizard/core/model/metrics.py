@@ -190,7 +190,7 @@ def calibration(y: np.ndarray, proba: np.ndarray, bins: int = CALIBRATION_BINS) 
         what = "confidence of the predicted class vs share predicted correctly"
     edges = np.linspace(0.0, 1.0, bins + 1)
     index = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    curve = []
+    curve: list[dict[str, Any]] = []
     for b in range(bins):
         mask = index == b
         count = int(mask.sum())

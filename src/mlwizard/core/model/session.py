@@ -16,7 +16,7 @@ from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import METRICS, Direction
 from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
-from mlwizard.core.kernel.errors import BadInputError, QualityGateError
+from mlwizard.core.kernel.errors import QualityGateError
 from mlwizard.core.model import candidates, insurance, runcache, worker_entry
 from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline
 from mlwizard.core.model.candidates import BASELINE, FAMILIES, START_ORDER
@@ -42,7 +42,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     settings = ctx.config.model
     seed = ctx.config.project.seed
     discovery = ctx.upstream["discovery"].metrics
-    paths = {name: _data_artifact(ctx, name) for name in (*SPLIT_NAMES, "schema")}
+    paths = {name: ctx.require("data", name) for name in (*SPLIT_NAMES, "schema")}
     schema = Schema.load(paths["schema"])
     metric: str = discovery["metric"]
     check_metric(schema.task, metric)
@@ -52,7 +52,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     budget = Budget(seconds, started, finish_reserve(seconds, _eval_rows(ctx, paths), len(names)))
     strategy, column = _split(ctx)
 
-    out_dir = ctx.workspace.artifact_dir("model") / "candidates"
+    out_dir = ctx.register("candidates", ctx.artifact("candidates"))  # one cached run each
     out_dir.mkdir(parents=True, exist_ok=True)
     data_hash = {n: ctx.workspace.file_hash(paths[n]) for n in ("train", "valid", "schema")}
     planned = {
@@ -285,16 +285,6 @@ def _cv_words(task: str, strategy: str, column: str) -> str:
     if strategy == "time" and column:
         return f"time-ordered folds on '{column}'"
     return "shuffled k-fold" if task == "regression" else "stratified k-fold"
-
-
-def _data_artifact(ctx: PhaseContext, name: str) -> Path:
-    try:
-        path = ctx.upstream_artifact("data", name)
-    except KeyError:
-        raise BadInputError(f"the data phase recorded no '{name}' artifact; rerun it") from None
-    if not path.is_file():
-        raise BadInputError(f"{path}: missing; rerun the data phase (`mlwizard run --phase data`)")
-    return path
 
 
 def _candidate_names(configured: tuple[str, ...]) -> list[str]:

@@ -165,7 +165,8 @@ def _behind(trial: Trial, best: Trial, direction: Direction, folds: int) -> bool
     theirs = [s for s in best.scores[:n] if s is not None]
     if not theirs:
         return False
-    mine, reference = float(np.mean(trial.scores)), float(np.mean(theirs))
+    mine = float(np.mean([s for s in trial.scores if s is not None]))
+    reference = float(np.mean(theirs))
     if direction == "maximize":
         return mine < reference - best.std
     return mine > reference + best.std

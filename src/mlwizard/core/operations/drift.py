@@ -88,7 +88,9 @@ def bin_counts(
         params += bound
         layout.append((name, labels))
     row = con.execute(f"SELECT {', '.join(exprs)} FROM read_parquet(?)", [*params, str(path)])
-    values = iter(row.fetchone())
+    fetched = row.fetchone()
+    assert fetched is not None  # an aggregate always returns one row
+    values = iter(fetched)
     return {name: {label: int(next(values)) for label in labels} for name, labels in layout}
 
 

@@ -6,6 +6,8 @@ data the model never trained on; monitoring production batches reuses the same f
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.ingest import sources
 from mlwizard.core.kernel import atomic
@@ -30,7 +32,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     reference = {"source": "train split", "bins": bins, "counts": reference_counts}
     current_counts = bin_counts(con, current, bins)
 
-    features = {}
+    features: dict[str, dict[str, Any]] = {}
     for name, counts in current_counts.items():
         value = psi(reference_counts[name], counts)
         floor = psi_noise_floor(reference_counts[name], counts)

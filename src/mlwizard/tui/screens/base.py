@@ -11,20 +11,23 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from mlwizard.core import runner
+from mlwizard.core.runner import PHASE_TITLES
 from mlwizard.tui.messages import ViewLoaded
 from mlwizard.tui.widgets import PhaseStepper
-from mlwizard.tui.widgets.stepper import TITLES, PhaseRow
+from mlwizard.tui.widgets.stepper import PhaseRow
+from mlwizard.tui.wizard import Change, Wizard
 
 if TYPE_CHECKING:
-    from mlwizard.tui.app import MlwizardApp
+    from mlwizard.core.kernel.workspace import Workspace
 
 
 class PhaseScreen(Screen[None]):
-    """One phase: `compose_body` yields its widgets; `load_view` reads its artifacts off the
-    UI thread (a worker of the screen's own group) and `show_view` puts them on screen."""
+    """One phase: `compose_body` yields its widgets; `reload` reads its artifacts off the UI
+    thread with `read_view` (a worker of the screen's own group) and `show_view` puts them on
+    screen. The App says what changed through `wizard_changed`."""
 
     PHASE: ClassVar[str] = ""
     BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "run_phase", "Run phase")]
@@ -35,8 +38,8 @@ class PhaseScreen(Screen[None]):
         self.views_loaded = 0  # tests wait on it
 
     @property
-    def wizard(self) -> MlwizardApp:
-        return cast("MlwizardApp", self.app)
+    def wizard(self) -> Wizard:
+        return cast("Wizard", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -52,7 +55,7 @@ class PhaseScreen(Screen[None]):
         yield from ()
 
     def on_mount(self) -> None:
-        self.title = f"mlwizard · {TITLES[self.PHASE]}"
+        self.title = f"mlwizard · {PHASE_TITLES[self.PHASE]}"
         self.query_one(PhaseStepper).mark_current(self.PHASE)
         self.wizard.register_screen(self)
 
@@ -61,6 +64,11 @@ class PhaseScreen(Screen[None]):
         self.reload()
 
     # -- state from the app ----------------------------------------------------------------------
+    def wizard_changed(self, what: Change) -> None:
+        """Part of the App's state changed; screens that show more than the statuses extend it."""
+        if what == "status":
+            self.show_states()
+
     def show_states(self) -> None:
         app = self.wizard
         stepper = self.query_one(PhaseStepper)
@@ -69,13 +77,15 @@ class PhaseScreen(Screen[None]):
             if state.phase == app.running_phase:
                 row.show("running", "running… (c to cancel)")
                 continue
-            reason = state.reason
-            if state.status == "done" and state.checkpoint and state.checkpoint.gate_failures:
-                reason = "quality gate failed: " + "; ".join(state.checkpoint.gate_failures)
-            row.show(state.status, f"{runner.PHASE_WEIGHTS[state.phase]}% · {reason}")
+            row.show(state.status, f"{runner.PHASE_WEIGHTS[state.phase]}% · {state.reason}")
         stepper.show_progress(app.progress_percent)
         notice = self.query_one("#notice", Static)
+        own = self.state()
         problem = app.problem or ""
+        if not problem and own is not None and own.status == "failed" and own.fix:
+            problem = f"{own.reason} — to fix: {own.fix}"
+            if own.phase == app.running_phase:
+                problem = ""
         if str(notice.content) != problem:
             notice.update(problem)
         notice.set_class(bool(problem), "-visible")
@@ -90,6 +100,22 @@ class PhaseScreen(Screen[None]):
     # -- artifacts -------------------------------------------------------------------------------
     def reload(self) -> None:
         """Read this phase's artifacts again (a worker); `show_view` follows."""
+        self.run_worker(
+            self._load_view,
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+            group=f"load-{self.PHASE}",
+        )
+
+    def _load_view(self) -> None:
+        view = self.read_view(self.wizard.workspace)
+        if view is not None and not get_current_worker().is_cancelled:
+            self.post_message(ViewLoaded(self.PHASE, view))
+
+    def read_view(self, workspace: Workspace) -> object | None:
+        """The phase's artifacts as a plain view object (`loaders`); runs off the UI thread."""
+        return None
 
     @on(ViewLoaded)
     def _on_view_loaded(self, message: ViewLoaded) -> None:

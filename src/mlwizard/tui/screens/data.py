@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
-from textual.worker import get_current_worker
 
+from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.tui import loaders
-from mlwizard.tui.messages import ViewLoaded
 from mlwizard.tui.screens.base import PhaseScreen
 from mlwizard.tui.widgets import BarChart
 
@@ -73,14 +72,8 @@ class DataScreen(PhaseScreen):
         findings = self.query_one("#findings", DataTable)
         findings.add_columns("severity", "rule", "column", "message")
 
-    def reload(self) -> None:
-        self._load()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load-data")
-    def _load(self) -> None:
-        view = loaders.data_view(self.wizard.workspace)
-        if not get_current_worker().is_cancelled:
-            self.post_message(ViewLoaded(self.PHASE, view))
+    def read_view(self, workspace: Workspace) -> loaders.DataView:
+        return loaders.data_view(workspace)
 
     def show_view(self, view: object) -> None:
         assert isinstance(view, loaders.DataView)

@@ -16,9 +16,11 @@ from textual.widgets import Button, DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.tui import loaders
 from mlwizard.tui.messages import ViewLoaded
 from mlwizard.tui.screens.base import PhaseScreen
+from mlwizard.tui.wizard import Change
 
 DEFAULT_PREVIEW = "app.py"
 
@@ -61,15 +63,6 @@ class DeployScreen(PhaseScreen):
         )
         self.query_one("#files", OptionList).border_title = "Files"
 
-    def reload(self) -> None:
-        self._load()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load-deploy")
-    def _load(self) -> None:
-        view = loaders.deploy_view(self.wizard.workspace)
-        if not get_current_worker().is_cancelled:
-            self.post_message(ViewLoaded(self.PHASE, view))
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="load-preview")
     def _load_preview(self, name: str) -> None:
         view = self.view
@@ -78,6 +71,9 @@ class DeployScreen(PhaseScreen):
         text = loaders.preview(view.service_dir / name)
         if not get_current_worker().is_cancelled:
             self.post_message(PreviewLoaded(name, text))
+
+    def read_view(self, workspace: Workspace) -> loaders.DeployView:
+        return loaders.deploy_view(workspace)
 
     def show_view(self, view: object) -> None:
         if not isinstance(view, loaders.DeployView):
@@ -127,6 +123,14 @@ class DeployScreen(PhaseScreen):
             self._load_preview(event.option.id)
 
     # -- the service -----------------------------------------------------------------------------
+    def wizard_changed(self, what: Change) -> None:
+        super().wizard_changed(what)
+        if what == "service":
+            self.show_service()
+        elif what == "response" and self.wizard.last_response is not None:
+            answer = self.wizard.last_response
+            self.show_response(answer.status, answer.body, answer.error)
+
     def show_service(self) -> None:
         app = self.wizard
         status = self.query_one("#service-status", Static)

@@ -19,8 +19,9 @@ from textual.worker import get_current_worker
 
 from mlwizard.core.contract.tasks import DEFAULT_METRIC, METRICS
 from mlwizard.core.kernel.config import Config
+from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.tui import loaders
-from mlwizard.tui.messages import ColumnsLoaded, ViewLoaded
+from mlwizard.tui.messages import ColumnsLoaded
 from mlwizard.tui.screens.base import PhaseScreen
 
 TASKS = ("auto", "binary", "multiclass", "regression")
@@ -28,8 +29,8 @@ TASKS = ("auto", "binary", "multiclass", "regression")
 
 def metric_options(task: str) -> list[tuple[str, str]]:
     if task in METRICS:
-        names = list(METRICS[task])  # type: ignore[index]
-        return [("auto", "auto"), *((f"{n} ({METRICS[task][n]})", n) for n in names)]  # type: ignore[index]
+        names = list(METRICS[task])
+        return [("auto", "auto"), *((f"{n} ({METRICS[task][n]})", n) for n in names)]
     every = dict.fromkeys(m for metrics in METRICS.values() for m in metrics)
     return [("auto", "auto"), *((m, m) for m in every)]
 
@@ -93,20 +94,14 @@ class DiscoveryScreen(PhaseScreen):
             yield Static("", id="discovery-summary", classes="summary")
 
     # -- loading ---------------------------------------------------------------------------------
-    def reload(self) -> None:
-        self._load()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load-discovery")
-    def _load(self) -> None:
-        view = loaders.discovery_view(self.wizard.workspace)
-        if not get_current_worker().is_cancelled:
-            self.post_message(ViewLoaded(self.PHASE, view))
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="read-columns")
     def _read_columns(self, source: str) -> None:
         read = loaders.read_columns(self.wizard.workspace, source)
         if not get_current_worker().is_cancelled:
             self.post_message(ColumnsLoaded(read))
+
+    def read_view(self, workspace: Workspace) -> loaders.DiscoveryView:
+        return loaders.discovery_view(workspace)
 
     def show_view(self, view: object) -> None:
         assert isinstance(view, loaders.DiscoveryView)
@@ -187,7 +182,7 @@ class DiscoveryScreen(PhaseScreen):
         label = self.query_one("#threshold-label", Label)
         metric = self.query_one("#metric", Select).value
         if metric == "auto" and task in DEFAULT_METRIC:
-            metric = DEFAULT_METRIC[task]  # type: ignore[index]
+            metric = DEFAULT_METRIC[task]
         direction = METRICS.get(task, {}).get(str(metric), "maximize")  # type: ignore[call-overload]
         label.update(f"Success: test {'≥' if direction == 'maximize' else '≤'}")
 

@@ -10,26 +10,29 @@ from typing import Any, ClassVar
 from rich import box
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Static
-from textual.worker import get_current_worker
 
+from mlwizard.core.kernel.formatting import fmt
+from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.tui import loaders
-from mlwizard.tui.messages import ViewLoaded
 from mlwizard.tui.screens.base import PhaseScreen
+from mlwizard.tui.wizard import Change
 
 DEFAULT_BUDGET = 300.0
+BUDGET_PROBLEM = "The time budget must be at least 1 second."
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    if isinstance(value, bool) or value is None:
-        return "—" if value is None else ("yes" if value else "no")
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+def _budget(text: str) -> float | None:
+    """The budget field's seconds, or None when it holds no usable budget."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if value >= 1 else None
 
 
 def confusion_table(matrix: dict[str, Any]) -> Table | None:
@@ -85,29 +88,27 @@ class ModelScreen(PhaseScreen):
         self._ticker = self.set_interval(0.5, self.tick, pause=True)
 
     # -- loading ---------------------------------------------------------------------------------
-    def reload(self) -> None:
-        self._load()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load-model")
-    def _load(self) -> None:
-        view = loaders.model_view(self.wizard.workspace)
-        if not get_current_worker().is_cancelled:
-            self.post_message(ViewLoaded(self.PHASE, view))
+    def read_view(self, workspace: Workspace) -> loaders.ModelView:
+        return loaders.model_view(workspace)
 
     def show_view(self, view: object) -> None:
         assert isinstance(view, loaders.ModelView)
         budget = self.query_one("#budget", Input)
         if not budget.value:
             budget.value = f"{view.time_budget or DEFAULT_BUDGET:g}"
+        self.wizard.budget_input = _budget(budget.value)
         if self.wizard.running_phase != self.PHASE:
             self._fill(view.rows, view)
         self.tick()
 
     # -- the leaderboard -------------------------------------------------------------------------
-    def live_update(self, live: dict[str, dict[str, Any]]) -> None:
-        """Rows from the model phase's events while it runs (called by the app)."""
-        self.live = live
-        self._fill([{"name": n, **r} for n, r in live.items()], None)
+    def wizard_changed(self, what: Change) -> None:
+        super().wizard_changed(what)
+        if what == "status":
+            self.tick()
+        elif what == "live":
+            self.live = dict(self.wizard.live_runs)
+            self._fill([{"name": n, **r} for n, r in self.live.items()], None)
 
     def _fill(self, rows: list[dict[str, Any]], view: loaders.ModelView | None) -> None:
         table = self.query_one("#leaderboard", DataTable)
@@ -200,8 +201,8 @@ class ModelScreen(PhaseScreen):
             return grid
         test = evaluation.get("test") or {}
         if test.get("scores"):
-            line = ", ".join(f"{k} {fmt(v)}" for k, v in list(test["scores"].items())[:4])
-            grid.add_row(Text(f"test split ({test.get('rows', '?')} rows): {line}"))
+            scored = ", ".join(f"{k} {fmt(v)}" for k, v in list(test["scores"].items())[:4])
+            grid.add_row(Text(f"test split ({test.get('rows', '?')} rows): {scored}"))
         valid = evaluation.get("validation") or {}
         matrix = confusion_table(valid.get("confusion_matrix") or {})
         if matrix is not None:
@@ -235,23 +236,18 @@ class ModelScreen(PhaseScreen):
         return grid
 
     # -- running ---------------------------------------------------------------------------------
-    def budget(self) -> float | None:
-        text = self.query_one("#budget", Input).value.strip()
-        try:
-            value = float(text)
-        except ValueError:
-            value = 0.0
-        if value < 1:
-            self.notify("The time budget must be at least 1 second.", severity="error")
-            return None
-        return value
+    @on(Input.Changed, "#budget")
+    def _on_budget_changed(self, event: Input.Changed) -> None:
+        self.wizard.budget_input = _budget(event.value)
 
     @on(Button.Pressed, "#start")
     def action_run_phase(self) -> None:
-        budget = self.budget()
-        if budget is not None:
-            self.live = {}
-            self.wizard.run_phases([self.PHASE], time_budget=budget)
+        budget = _budget(self.query_one("#budget", Input).value)
+        if budget is None:
+            self.notify(BUDGET_PROBLEM, severity="error")
+            return
+        self.live = {}
+        self.wizard.run_phases([self.PHASE], time_budget=budget)
 
     @on(Button.Pressed, "#cancel")
     def _on_cancel(self) -> None:

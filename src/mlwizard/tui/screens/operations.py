@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
-from textual.worker import get_current_worker
 
+from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.operations.drift import PSI_ALERT, PSI_WARN
 from mlwizard.tui import loaders
-from mlwizard.tui.messages import ViewLoaded
 from mlwizard.tui.screens.base import PhaseScreen
 from mlwizard.tui.widgets.charts import bar
 
@@ -34,14 +32,8 @@ class OperationsScreen(PhaseScreen):
         self.query_one("#drift", DataTable).add_columns("feature", "PSI", "drift", "")
         self.query_one("#advice", Static).border_title = "Retraining"
 
-    def reload(self) -> None:
-        self._load()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load-operations")
-    def _load(self) -> None:
-        view = loaders.operations_view(self.wizard.workspace)
-        if not get_current_worker().is_cancelled:
-            self.post_message(ViewLoaded(self.PHASE, view))
+    def read_view(self, workspace: Workspace) -> loaders.OperationsView:
+        return loaders.operations_view(workspace)
 
     def show_view(self, view: object) -> None:
         assert isinstance(view, loaders.OperationsView)

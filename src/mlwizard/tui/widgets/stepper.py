@@ -11,10 +11,10 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
-from mlwizard.core.runner import PHASE_NAMES
+from mlwizard.core.runner import PHASE_NAMES, PHASE_TITLES
 
 # What the UI shows for a phase: the core's statuses plus "running", which only the UI knows.
-RowStatus = Literal["pending", "running", "done", "stale", "failed"]
+RowStatus = Literal["pending", "running", "done", "stale", "failed", "cancelled"]
 
 ICONS: dict[str, str] = {
     "pending": "○",
@@ -22,13 +22,7 @@ ICONS: dict[str, str] = {
     "done": "●",
     "stale": "◌",
     "failed": "✘",
-}
-TITLES: dict[str, str] = {
-    "discovery": "Discovery",
-    "data": "Data",
-    "model": "Model",
-    "deploy": "Deployment",
-    "operations": "Operations",
+    "cancelled": "⊘",
 }
 
 
@@ -50,6 +44,7 @@ class PhaseRow(Static):
     PhaseRow.-done { color: $success; }
     PhaseRow.-stale { color: $warning; }
     PhaseRow.-failed { color: $error; }
+    PhaseRow.-cancelled { color: $warning; }
     """
 
     STATUS_CLASSES: ClassVar[tuple[str, ...]] = tuple(f"-{s}" for s in ICONS)
@@ -81,13 +76,14 @@ class PhaseRow(Static):
         if (status, reason) == (self.status, self.reason) and self._rendered:
             return
         self.status, self.reason, self._rendered = status, reason, True
+        self.tooltip = reason or None  # the second line, for when the row is folded to one
         key = PHASE_NAMES.index(self.phase) + 1 if self.phase in PHASE_NAMES else 0
         # Text, not markup: reasons quote user input and error messages, which may hold "[...]".
         self.update(
             Text.assemble(
                 (f"{key} ", "dim"),
                 f"{ICONS[status]} ",
-                (f"{TITLES.get(self.phase, self.phase):<11}", "bold"),
+                (f"{PHASE_TITLES.get(self.phase, self.phase):<11}", "bold"),
                 status,
                 "\n    ",
                 (reason, "dim"),

@@ -9,6 +9,7 @@ alone uses the native pipeline, on validation rows.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,15 @@ from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import QualityGateError
 from mlwizard.core.kernel.formatting import fmt
-from mlwizard.core.model import analysis, choice, ensemble, fitting, manifest, threshold
+from mlwizard.core.model import (
+    analysis,
+    choice,
+    ensemble,
+    fitting,
+    manifest,
+    report,
+    threshold,
+)
 from mlwizard.core.model.budget import Budget
 from mlwizard.core.model.candidates import BASELINE
 from mlwizard.core.model.insurance import nothing_finished
@@ -151,6 +160,12 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "warnings": warnings,
     }
     outputs["evaluation"] = atomic.write_json(ctx.artifact("evaluation.json"), evaluation)
+    outputs["report"] = report.write(
+        ctx.artifact(report.FILE),
+        json.loads(board.read_text(encoding="utf-8")),
+        evaluation,
+        f"{ctx.config.project.name}: model",
+    )
     outputs["manifest"] = manifest.write(
         ctx,
         paths=i.paths,

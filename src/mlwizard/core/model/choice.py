@@ -79,10 +79,8 @@ def first_that_deploys(
         if holds_on_test(run, schema, x_test):
             return run
         after = runs[index + 1].candidate if index + 1 < len(runs) else None
-        say(
-            f"{run.candidate}: not deployable after all: {run.reason}; "
-            + (f"falling back to {after}, the next deployable candidate" if after else "")
-        )
+        then = f"falling back to {after}, the next deployable candidate" if after else "none left"
+        say(f"{run.candidate}: not deployable after all: {run.reason}; {then}")
     return None
 
 

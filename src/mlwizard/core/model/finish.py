@@ -2,9 +2,11 @@
 evaluate once on the test split, analyse errors, and write the phase's artifacts.
 
 The test split is read here and only here, once, after every run has finished: choices (model,
-threshold) are made on validation rows, so the test score stays an honest estimate. Everything
-is predicted through the ONNX model, since that is what will be served; permutation importance
-alone uses the native pipeline, on validation rows.
+threshold) are made on validation rows, so the test score stays an honest estimate. Its features
+(not its labels) also check that the chosen export holds there (`choice`), falling back to the
+next deployable run if it does not; a manifest records how to rebuild the model (`manifest`).
+Everything is predicted through the ONNX model, since that is what will be served; permutation
+importance alone uses the native pipeline, on validation rows.
 """
 
 from __future__ import annotations

@@ -26,7 +26,13 @@ from mlwizard.core.export.parity import Parity, check_parity
 from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.config import DiscoverySection, SplitSection
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
-from mlwizard.core.kernel.errors import BadInputError, CancelledError, MlwizardError
+from mlwizard.core.kernel.errors import (
+    BadInputError,
+    CancelledError,
+    MlwizardError,
+    QualityGateError,
+)
+from mlwizard.core.model import insurance
 from mlwizard.core.model import phase as model
 from mlwizard.core.model.experiments import STORE_FILE, ExperimentStore
 from mlwizard.core.model.jobs import TrainJob
@@ -367,11 +373,15 @@ def test_group_split_tunes_on_groups_costs_set_the_threshold_and_a_leak_warns(
 
 
 def test_time_budget_too_short_for_anything(tmp_path: Path) -> None:
+    """Issue 9, bug 6: not bad input (exit 2) but a budget too small: exit 1, with the budget
+    to set. (The insured baseline may finish in 0.3 s: it is not deployable either.)"""
     ctx, _ = fake_project(tmp_path, "binary", time_budget=0.3)
-    with pytest.raises(MlwizardError, match="no candidate finished within the time budget"):
+    with pytest.raises(QualityGateError, match="time budget") as raised:
         model.run(ctx)
+    assert raised.value.exit_code == 1 and "--time-budget" in str(raised.value)
     runs = ExperimentStore(ctx.workspace.state_dir / STORE_FILE).runs()
-    assert sorted(r["status"] for r in runs) == ["skipped"] * len(ALL_CANDIDATES)
+    assert sorted(r["candidate"] for r in runs) == sorted(ALL_CANDIDATES)
+    assert {r["status"] for r in runs} <= {"skipped", "done"}
 
 
 def test_no_deployable_candidate_is_an_error(tmp_path: Path) -> None:
@@ -434,3 +444,19 @@ def test_feed_maps_missing_strings_to_the_token() -> None:
     feed = onnx_export.onnx_feed(frame, schema)
     assert feed["f000_c"].ravel().tolist() == ["a", schema.missing_token, schema.missing_token]
     assert feed["f001_x"].dtype == np.float32 and feed["f001_x"].shape == (3, 1)
+
+
+def test_a_budget_too_short_for_the_workers_still_ends_with_a_model(tmp_path: Path) -> None:
+    """Issue 9, bug 6: the parent trains the baseline and linear with their defaults while the
+    workers start, so a budget that holds those ends with a deployable model; one that does not
+    fails with exit 1 and the budget it needs, never with exit 2."""
+    ctx, events = fake_project(tmp_path, "binary", time_budget=6, candidates=ALL_CANDIDATES)
+    try:
+        result = model.run(ctx)
+    except QualityGateError as exc:  # a machine too busy for even that
+        assert exc.exit_code == 1 and "--time-budget" in str(exc)
+        return
+    rows = {r["name"]: r for r in result.metrics["candidates"]}
+    assert rows[result.metrics["best_model"]]["deployable"]
+    insured = [e.message for e in events if insurance.NOTE in e.message]
+    assert all(m.startswith(("dummy:", "linear:")) for m in insured)

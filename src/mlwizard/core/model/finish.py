@@ -40,7 +40,7 @@ from mlwizard.core.model import (
 )
 from mlwizard.core.model.budget import Budget
 from mlwizard.core.model.candidates import BASELINE
-from mlwizard.core.model.insurance import nothing_finished
+from mlwizard.core.model.insurance import nothing_deployable, nothing_finished
 from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.leaderboard import RunLog, leaderboard, left_out, summary, why_best
 from mlwizard.core.model.metrics import Scores, details, evaluate
@@ -85,10 +85,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
             ctx.artifact("leaderboard.json"),
             leaderboard(i.ordered, i.metric, i.direction, None, baseline, ctx),
         )
-        raise QualityGateError(
-            "no candidate can be deployed: "
-            + "; ".join(f"{r.candidate}: {r.status} ({r.reason})" for r in i.ordered)
-        )
+        raise QualityGateError(nothing_deployable(i.ordered, i.budget))
     valid = pd.read_parquet(i.paths["valid"])
     x_valid, y_valid = feature_frame(valid, schema), target_vector(valid, schema)
 

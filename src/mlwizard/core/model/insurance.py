@@ -103,3 +103,14 @@ def nothing_finished(results: list[RunResult], budget: Budget, took: float | Non
         f"{head}, not even the baseline and one model with default settings; set "
         f"--time-budget {floor} or more (or [model] time_budget in mlwizard.toml)"
     )
+
+
+def nothing_deployable(results: list[RunResult], budget: Budget) -> str:
+    """Why no run can be deployed; with the budget to raise when the clock is why."""
+    text = "no candidate can be deployed: " + "; ".join(
+        f"{r.candidate}: {r.status} ({r.reason})" for r in results
+    )
+    if any(r.status == "skipped" for r in results):
+        floor = max(30, math.ceil(budget.seconds * 3))
+        text += f"; the time budget cut the others short: set --time-budget {floor} or more"
+    return text

@@ -23,7 +23,7 @@ from mlwizard.core.model.session import TRIALS_ENV
 
 
 def mlwizard(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, TRIALS_ENV: "4"}  # the searches reach configurations that split finely
+    env = {**os.environ, TRIALS_ENV: "3"}  # the searches reach configurations that split finely
     command = [sys.executable, "-m", "mlwizard", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
 
@@ -40,6 +40,7 @@ def wine_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
+@pytest.mark.timeout(900)  # three phases and a service check on a shared 2-core machine
 def test_wine_deploys_with_parity_on_every_split(wine_project: Path) -> None:
     done = mlwizard(
         "run", "--phase", "all", "--json", "-p", wine_project, "--time-budget", "400"

@@ -79,9 +79,15 @@ def insured(names: list[str], budget: Budget) -> list[str]:
     return [n for n in (BASELINE, fast) if n is not None and n in names]
 
 
+INSURED_DIR = "insured"  # beside the cached runs, never mistaken for one (nor reused as one)
+
+
 def quick_job(job: TrainJob, key: str) -> TrainJob:
-    """The insured version of a family's job: its defaults only, no cross-validation."""
-    return dataclasses.replace(job, key=key, configs=({},), tune=False)
+    """The insured version of a family's job: its defaults only, no cross-validation, its files
+    in their own folder."""
+    out_dir = job.out_dir / INSURED_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return dataclasses.replace(job, key=key, configs=({},), tune=False, out_dir=out_dir)
 
 
 def nothing_finished(results: list[RunResult], budget: Budget, took: float | None = None) -> str:

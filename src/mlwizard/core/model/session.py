@@ -139,6 +139,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     kept = {planned[n].files.result.stem for n in names}
     kept |= {Path(r.onnx).stem for r in inputs.ordered if r.onnx}  # the ensemble
     runcache.prune(out_dir, kept)
+    runcache.prune(out_dir / insurance.INSURED_DIR, kept)
     return outcome
 
 

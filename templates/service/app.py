@@ -1,205 +1,327 @@
-"""HTTP service for one ONNX model: POST /predict, GET /health, /metadata, /metrics.
+"""HTTP service for the bundle's ONNX model(s): /predict, /health, /ready, /metadata, /metrics.
 
-Endpoints are `async def`: a small model runs faster inline than behind a thread-pool hop.
-Large batches go to the thread pool so they do not stall other requests (onnxruntime releases
-the GIL while it runs).
+`create_app()` builds the app from the model folders' JSON (request schema, OpenAPI); its
+`lifespan` loads and warms the ONNX sessions, after which `/ready` answers 200. Endpoints are
+`async def`: a small model runs faster inline than behind a thread-pool hop; large batches go
+to the thread pool (onnxruntime releases the GIL). The body is validated by pydantic-core from
+the raw bytes (strict types, the training domain's bounds), which is what keeps the service
+within reach of a bare FastAPI + onnxruntime app.
 
-Settings (environment): MODEL_DIR (folder with model.onnx, schema.json, metadata.json; default:
-this file's folder), MODEL_THREADS (onnxruntime threads, default 1), MAX_ROWS (rows per request,
-default 10000), INLINE_MAX_ROWS (larger requests run in the thread pool, default 64).
+Settings (environment, defaults from bundle.json): see `Settings` and the README.
 """
 
-import json
 import logging
 import os
 import time
-from pathlib import Path
-from typing import Annotated, Any
+from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
+from contract import ErrorResponse, PredictResponse, errors, request_models
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
-from predictor import Predictor  # predictor.py, beside this file
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    Info,
-    disable_created_metrics,
-    generate_latest,
-)
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, create_model
+from metrics import Metrics  # metrics.py, beside this file
+from pydantic import ValidationError
+from router import PredictionLog, Router
+from settings import AccessLog, Settings, configure_logging
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-
-MODEL_DIR = Path(os.environ.get("MODEL_DIR", Path(__file__).resolve().parent))
-MODEL_THREADS = int(os.environ.get("MODEL_THREADS", "1"))
-MAX_ROWS = int(os.environ.get("MAX_ROWS", "10000"))
-INLINE_MAX_ROWS = int(os.environ.get("INLINE_MAX_ROWS", "64"))
 
 log = logging.getLogger("service")
 
-predictor = Predictor.from_folder(MODEL_DIR, threads=MODEL_THREADS)
-METADATA: dict[str, Any] = json.loads((MODEL_DIR / "metadata.json").read_text(encoding="utf-8"))
-if not (METADATA.get("parity") or {}).get("passed", True):
-    log.warning("this model failed its ONNX parity check at deploy time; see /metadata")
 
-# -- request and response models, built from schema.json ---------------------------------------
-# Field names are positional (`c0`, `c1`, ...) and the column names are aliases: columns may be
-# any text, and errors name the column (pydantic reports locations by alias). Strict types: no
-# "1" for 1.0, no true for 1; ints are fine. Missing is null: NaN and Infinity (which Python's JSON
-# parser lets through) are refused, as are numbers beyond float32: the trained pipeline would
-# refuse infinity too.
-_STRICT = ConfigDict(extra="forbid", strict=True)
-_FLOAT32_MAX = 3.4028234663852886e38  # the model reads float32: larger numbers would become inf
-Number = Annotated[FiniteFloat, Field(ge=-_FLOAT32_MAX, le=_FLOAT32_MAX)]
-_FIELDS = {f"c{i}": feature["name"] for i, feature in enumerate(predictor.features)}
-Row = create_model(
-    "Row",
-    __config__=_STRICT,
-    **{
-        field: (
-            Number | None if feature["kind"] == "numeric" else str | None,
-            Field(alias=feature["name"]),
-        )
-        for field, feature in zip(_FIELDS, predictor.features, strict=True)
-    },
-)
+def _json(payload: Any, status: int = 200, **kwargs: Any) -> Response:
+    return Response(orjson.dumps(payload), status, media_type="application/json", **kwargs)
 
 
-class PredictRequest(BaseModel):
-    model_config = _STRICT
-    rows: list[Row] = Field(min_length=1, max_length=MAX_ROWS)  # type: ignore[valid-type]
+# -- middleware: request id, body limit, metrics, access log -------------------------------------
+class BodyTooLarge(Exception):
+    pass
 
 
-class RowPrediction(BaseModel):
-    prediction: Any
-    proba: dict[str, float] | None = None
+class ServiceMiddleware:
+    """Pure ASGI (cheaper than BaseHTTPMiddleware): reads or makes `X-Request-ID` and echoes it;
+    refuses bodies over the limit with 413 before reading them (Content-Length) or as soon as
+    they pass it (chunked); counts, times and logs every request, 404s and 422s included."""
 
-
-class PredictResponse(BaseModel):
-    predictions: list[RowPrediction]
-
-
-# -- metrics ------------------------------------------------------------------------------------
-disable_created_metrics()  # no `*_created` series: they double the output and nothing reads them
-REGISTRY = CollectorRegistry()
-for collector in (ProcessCollector, PlatformCollector, GCCollector):
-    collector(registry=REGISTRY)
-REQUESTS = Counter(
-    "http_requests", "HTTP requests.", ["method", "path", "status"], registry=REGISTRY
-)
-LATENCY = Histogram(
-    "http_request_duration_seconds",
-    "Time to answer an HTTP request.",
-    ["path"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-    registry=REGISTRY,
-)
-PREDICTIONS = Counter("model_predictions", "Rows predicted.", registry=REGISTRY)
-Info("model", "The served model.", registry=REGISTRY).info(
-    {
-        "name": str(METADATA.get("name", "")),
-        "task": predictor.task,
-        "version": str(METADATA.get("model_version", "")),
-        "created_at": str(METADATA.get("created_at", "")),
-    }
-)
-ROUTES = frozenset({"/predict", "/health", "/metadata", "/metrics"})
-
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request, 422s included (they never reach an endpoint)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(
+        self,
+        app: Any,
+        metrics: Metrics,
+        max_body: int,
+        access: AccessLog,
+        direct: dict[tuple[str, str], Any],
+    ) -> None:
+        self.app, self.metrics, self.max_body, self.access = app, metrics, max_body, access
+        self.direct = direct  # (method, path) -> ASGI handler that skips routing
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"] if scope["path"] in ROUTES else "other"  # bounded label values
-        status = 500
+        start = time.perf_counter()
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status, started = 500, False
 
-        async def send_with_status(message: dict[str, Any]) -> None:
-            nonlocal status
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
-        start = time.perf_counter()
+        received = 0
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise BodyTooLarge
+            return message
+
         try:
-            await self.app(scope, receive, send_with_status)
+            if _content_length(scope) > self.max_body:
+                raise BodyTooLarge
+            handler = self.direct.get((scope["method"], scope["path"]))
+            # POST /predict is answered here, without FastAPI's routing and dependency solving
+            # (half the cost of a small request); FastAPI still documents it in /openapi.json.
+            await (handler or self.app)(scope, limited_receive, send_with_id)
+        except BodyTooLarge:
+            if started:
+                raise
+            detail = f"request body over {self.max_body} bytes; send fewer rows per request"
+            await _json({"detail": detail}, 413)(scope, receive, send_with_id)
         finally:
-            LATENCY.labels(path).observe(time.perf_counter() - start)
-            REQUESTS.labels(scope["method"], path, str(status)).inc()
+            elapsed = time.perf_counter() - start
+            model = scope["state"].get("model", "none")
+            path = self.metrics.observe(scope["method"], scope["path"], status, model, elapsed)
+            if self.access.enabled:
+                fields = {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "model": model,
+                }
+                self.access.write(fields)
+
+
+def _request_id(scope: dict[str, Any]) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if 0 < len(text) <= 128 and text.isprintable():
+                return text
+    return os.urandom(16).hex()  # as unique as uuid4, at a tenth of its cost
+
+
+def _content_length(scope: dict[str, Any]) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
 
 
 # -- the app ------------------------------------------------------------------------------------
-app = FastAPI(
-    title=str(METADATA.get("name", "model service")),
-    description=f"Predicts `{predictor.target}` ({predictor.task}) from "
-    f"{len(predictor.features)} features.",
-)
-app.add_middleware(MetricsMiddleware)
-_METADATA_JSON = orjson.dumps(METADATA)
-predictor.predict_records([{}])  # warm up: fail at start, not on the first request
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    router = Router.from_folder(
+        settings.models_dir, settings.shadow, settings.canary_share, settings.cache_size
+    )
+    champion = router.champion
+    schema = champion.schema
+    features = schema["features"]
+    names = [f["name"] for f in features]
+    _, request_model = request_models(
+        features, champion.metadata.get("domain") or {}, settings.max_rows
+    )
+    fields = [f"c{i}" for i in range(len(features))]
+    metrics = Metrics(router, schema, settings.drift_report)
+    prediction_log = PredictionLog(None)
+    state = {"ready": False}
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        nonlocal prediction_log
+        for model in router.models:
+            model.load(settings.threads, settings.providers)
+            metrics.ready(model.name, True)
+            if not (model.metadata.get("parity") or {}).get("passed", True):
+                log.warning(f"{model.name} failed its ONNX parity check at deploy time")
+        prediction_log = PredictionLog(settings.prediction_log)
+        state["ready"] = True
+        log.info("ready", extra={"fields": {"models": [m.name for m in router.models]}})
+        yield
+        state["ready"] = False  # graceful shutdown: uvicorn drains requests, then we close
+        for model in router.models:
+            metrics.ready(model.name, False)
+        prediction_log.close()
 
-def _json(payload: Any) -> Response:
-    return Response(orjson.dumps(payload), media_type="application/json")
-
-
-def _predict(rows: list[Any]) -> list[dict[str, Any]]:
-    columns = {name: [getattr(row, field) for row in rows] for field, name in _FIELDS.items()}
-    return predictor.to_records(predictor.predict_columns(columns))
-
-
-@app.exception_handler(RequestValidationError)
-async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
-    """FastAPI's 422 body without the echoed `input`: the field is named in `loc`, and echoed
-    values can be what JSON cannot carry back (NaN, Infinity, integers beyond 64 bits)."""
-    errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
-    return Response(
-        orjson.dumps({"detail": jsonable_encoder(errors)}),
-        status_code=422,
-        media_type="application/json",
+    app = FastAPI(
+        title=str(champion.metadata.get("name", "model service")),
+        version=champion.version or "0",
+        description=f"Predicts `{schema['target']}` ({schema['task']}) from "
+        f"{len(features)} features. See API.md for examples.",
+        lifespan=lifespan,
+    )
+    access = AccessLog(logging.getLevelName(settings.log_level) <= logging.INFO)
+    direct: dict[tuple[str, str], Any] = {}
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        max_body=settings.max_body_bytes,
+        access=access,
+        direct=direct,
+    )
+    metadata_body = orjson.dumps(
+        {m.name: m.metadata for m in router.models}
+        | {"shadow": router.shadow, "canary_share": router.canary_share}
     )
 
+    def score(
+        request_id: str, rows: list[Any]
+    ) -> tuple[int, dict[str, Any], BackgroundTask | None]:
+        columns = {
+            name: [getattr(row, f) for row in rows] for f, name in zip(fields, names, strict=True)
+        }
+        served = router.served_by(request_id)
+        answer = served.score(columns, len(rows))
+        metrics.scored(answer, served=True)
+        refused = [i for i, ok in enumerate(answer.finite) if not ok]
+        background = (
+            BackgroundTask(_after, request_id, columns, len(rows), served, answer)
+            if prediction_log.enabled or router.others(served)
+            else None
+        )
+        if refused:
+            detail = [
+                {
+                    "loc": ["body", "rows", i],
+                    "msg": "the model cannot score these values (its float32 scores overflow)",
+                    "type": "value_error",
+                }
+                for i in refused
+            ]
+            return 422, {"detail": detail}, background
+        predictions = answer.records
+        for record, flags in zip(predictions, answer.flags, strict=True):
+            if flags:
+                record["warnings"] = [flag.message for flag in flags]
+        body = {"model": served.name, "version": served.version, "predictions": predictions}
+        return 200, body, background
 
-@app.post(
-    "/predict",
-    response_class=Response,
-    responses={
-        200: {"model": PredictResponse},
-        400: {"description": "The body cannot be read (for instance, it is not UTF-8)."},
-    },
-)
-async def predict(request: PredictRequest) -> Response:
-    rows = request.rows
-    if len(rows) > INLINE_MAX_ROWS:
-        predictions = await run_in_threadpool(_predict, rows)
-    else:
-        predictions = _predict(rows)
-    PREDICTIONS.inc(len(rows))
-    return _json({"predictions": predictions})
+    def _after(
+        request_id: str, columns: dict[str, list[Any]], n: int, served: Any, answer: Any
+    ) -> None:
+        """After the answer is sent: the shadow models' scores, and the prediction log."""
+        rows = (
+            [{name: columns[name][i] for name in names} for i in range(n)]
+            if prediction_log.enabled
+            else []
+        )
+        if rows:
+            prediction_log.write(request_id, rows, answer, True, orjson.dumps)
+        for other in router.others(served):
+            shadow = other.score(columns, n)
+            metrics.scored(shadow, served=False)
+            if rows:
+                prediction_log.write(request_id, rows, shadow, False, orjson.dumps)
+
+    @app.post(
+        "/predict",
+        response_model=None,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+                },
+            }
+        },
+        responses={
+            200: {"model": PredictResponse, "description": "one prediction per row"},
+            413: {"model": ErrorResponse, "description": "the body is over MAX_BODY_BYTES"},
+            422: {"model": ErrorResponse, "description": "a row breaks the schema"},
+        },
+    )
+    async def predict(request: Request) -> Response:
+        return await answer(await request.body(), request.scope["state"])
+
+    async def predict_direct(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        response = await answer(b"".join(chunks), scope["state"])
+        await response(scope, receive, send)  # sends, then runs the background task
+
+    direct[("POST", "/predict")] = predict_direct
+
+    async def answer(raw: bytes, state_: dict[str, Any]) -> Response:
+        try:
+            parsed = request_model.model_validate_json(raw)
+        except ValidationError as exc:
+            return _json({"detail": errors(exc)}, 422)
+        rows = parsed.rows
+        if len(rows) > settings.inline_max_rows:
+            status, body, task = await run_in_threadpool(score, state_["request_id"], rows)
+        else:
+            status, body, task = score(state_["request_id"], rows)
+        state_["model"] = body.get("model", "none")
+        return _json(body, status, background=task)
+
+    @app.get("/health")
+    async def health() -> Response:
+        """Liveness: the process answers."""
+        return _json({"status": "ok"})
+
+    @app.get("/ready", responses={503: {"description": "models not loaded yet"}})
+    async def ready() -> Response:
+        """Readiness: every model loaded and warmed."""
+        if not state["ready"]:
+            return _json({"status": "starting"}, 503)
+        return _json({"status": "ready", "models": [m.name for m in router.models]})
+
+    @app.get("/metadata")
+    async def metadata() -> Response:
+        return Response(metadata_body, media_type="application/json")
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics_endpoint() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            spec["info"]["description"] = app.description
+            defs = request_model.model_json_schema(
+                by_alias=True, ref_template="#/components/schemas/{model}"
+            )
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            components.update(defs.pop("$defs", {}))
+            components["PredictRequest"] = defs
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.state.router = router
+    return app
 
 
-@app.get("/health")
-async def health() -> Response:
-    return _json({"status": "ok"})
-
-
-@app.get("/metadata")
-async def metadata() -> Response:
-    return Response(_METADATA_JSON, media_type="application/json")
-
-
-@app.get("/metrics", response_class=PlainTextResponse)
-async def metrics() -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+app = create_app()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -203,9 +204,9 @@ def test_booleans_and_types_are_inferred(tmp_path: Path) -> None:
         "x1": "numeric",
         "x2": "categorical",
         "colour": "categorical",
-        "label": "boolean",  # yes/no
-        "flag": "boolean",
-        "answer": "boolean",
+        "label": "categorical",  # yes/no text stays as written
+        "flag": "boolean",  # a Parquet BOOLEAN
+        "answer": "categorical",
         "store_id": "categorical",
     }
 
@@ -289,11 +290,10 @@ def test_split_leakage_counts_rows_repeated_across_splits(make_project) -> None:
 def test_split_leakage_by_hand_matches_duckdb(tmp_path: Path) -> None:
     train = pd.DataFrame({"a": [1.0, 2.0, None], "b": ["x", None, "z"], "y": [0, 1, 0]})
     test = pd.DataFrame({"a": [1.0, None, 5.0], "b": ["x", "z", "x"], "y": [0, 0, 0]})
-    paths = {}
-    for name, part in (("train", train), ("valid", test.head(0)), ("test", test)):
-        paths[name] = tmp_path / f"{name}.parquet"
-        part.to_parquet(paths[name], index=False)
-    findings, repeated = audit.split_leakage(sources.connect(), paths, ["a", "b", "y"])
+    table = pa.Table.from_pandas(pd.concat([train, test], ignore_index=True))
+    assignment = np.array([0, 0, 0, 2, 2, 2])
+    hashes = audit.row_hashes(sources.connect(), table, ["a", "b", "y"])
+    findings, repeated = audit.split_leakage(hashes, assignment)
     assert repeated == {"valid": 0, "test": 2}  # missing values compare equal
     assert findings[0].rule == "split_leakage"
 
@@ -344,20 +344,23 @@ def test_type_overrides_change_feature_kinds(make_project) -> None:
     rng = np.random.default_rng(0)
     frame = synthetic_frame().assign(
         grade=rng.integers(1, 6, N),  # integers that are really labels
-        active=rng.random(N) < 0.5,  # a boolean: categorical 'true'/'false'
+        active=rng.random(N) < 0.5,  # written True/False in the CSV: kept as written
         score=[str(v) if i % 5 else "n/a" for i, v in enumerate(rng.normal(size=N))],
     )
     ws = make_project(frame)
     types = {"grade": "categorical", "score": "numeric", "x2": "identifier"}
     update_config_file(ws.config_path, {"data": {"types": types}})
     metrics = run_data(ws).phases["data"].metrics
-    assert {k: metrics["types"][k] for k in (*types, "active")} == {**types, "active": "boolean"}
+    assert {k: metrics["types"][k] for k in (*types, "active")} == {
+        **types,
+        "active": "categorical",
+    }
     kinds = {f.name: f.kind for f in Schema.load(ws.artifact_dir("data") / "schema.json").features}
     assert kinds == {"x1": "numeric", "colour": "categorical", "grade": "categorical",
                      "active": "categorical", "score": "numeric"}  # fmt: skip
     assert "identifier" in metrics["excluded_columns"]["x2"]
     train = pq.read_table(ws.artifact_dir("data") / "train.parquet").to_pandas()
-    assert set(train["active"]) == {"true", "false"}
+    assert set(train["active"]) == {"True", "False"}  # as the CSV wrote them
     assert train["score"].dtype == np.float64 and train["score"].isna().any()
 
 

@@ -311,6 +311,27 @@ async def test_new_project_dialog_writes_a_config(tmp_path: Path) -> None:
         assert screen.query_one("#target", Select).value == "species"
 
 
+async def test_target_drop_down_fills_once_the_typed_path_reads(tmp_path: Path) -> None:
+    """Issue 9: no need to press Read; a half-typed path is not reported as an error."""
+    (tmp_path / "data.csv").write_text(
+        "a,b,label\n" + "".join(f"{i},{i % 3},x\n" for i in range(20))
+    )
+    (tmp_path / "mlwizard.toml").write_text('[data]\nsource = ""\n')
+    app = MlwizardApp(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        await pilot.click("#source")
+        await pilot.press(*"data.cs")
+        await pilot.pause(0.8)
+        await settle(app, pilot)
+        assert "✘" not in str(screen.query_one("#source-status", Static).content)
+        await pilot.press("v")
+        target = screen.query_one("#target", Select)
+        await wait_until(lambda: len(target._options) > 3, RESPONSE_TIMEOUT, 0.05)
+        assert "3 columns" in str(screen.query_one("#source-status", Static).content)
+
+
 async def test_invalid_config_shows_its_error(tmp_path: Path) -> None:
     (tmp_path / "mlwizard.toml").write_text("[data\n")
     app = MlwizardApp(tmp_path)
@@ -503,3 +524,28 @@ def test_importing_the_package_does_not_import_textual() -> None:
         "from mlwizard.tui import run_tui; assert 'textual' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_discovery_form_declines_reinforcement_learning(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "data.csv").write_text(
+        "state,action\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20))
+    )
+    (root / "mlwizard.toml").write_text('[data]\nsource = "data.csv"\ntarget = "action"\n')
+    app = MlwizardApp(root)
+    notes = capture_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        await pilot.press("escape")
+        screen.query_one("#source", Input).value = "data.csv"
+        screen.query_one("#source", Input).focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        screen.query_one("#problem", Input).value = "an agent learns a policy to maximize reward"
+        await pilot.press("escape", "ctrl+s")
+        await pilot.pause()
+        refusals = [m for m, _ in notes if "reinforcement learning, which mlwizard" in m]
+        assert refusals and "classifier of the next action" in refusals[0]
+        assert "problem" not in (root / "mlwizard.toml").read_text()  # nothing saved

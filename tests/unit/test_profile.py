@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mlwizard.core.data import profile as profile_module
+from mlwizard.core.data import profile_relations
 from mlwizard.core.data.profile import QUANTILES, profile_dataset
 
 ROWS = 3000
@@ -326,11 +327,12 @@ def test_association_measures_agree_with_r_on_binary_variables() -> None:
     binary = np.where(rng.random(n) < 0.7, target, 1 - target)
     r_numeric = abs(np.corrcoef(numeric, target)[0, 1])
     r_binary = abs(np.corrcoef(binary, target)[0, 1])
-    assert profile_module._correlation_ratio(target, numeric) == pytest.approx(r_numeric, abs=2e-3)
-    assert profile_module._cramers_v(binary, target) == pytest.approx(r_binary, abs=2e-3)
-    assert profile_module._pearson(numeric, target.astype(float)) == pytest.approx(
+    ratio = profile_relations._correlation_ratio(target, numeric)
+    assert ratio == pytest.approx(r_numeric, abs=2e-3)
+    assert profile_relations._cramers_v(binary, target) == pytest.approx(r_binary, abs=2e-3)
+    assert profile_relations._pearson(numeric, target.astype(float)) == pytest.approx(
         np.corrcoef(numeric, target)[0, 1], abs=1e-9
     )
     unrelated = rng.integers(0, 40, size=n)  # many levels, no link: the corrections keep it near 0
-    assert profile_module._cramers_v(unrelated, target) < 0.02
-    assert profile_module._correlation_ratio(unrelated, numeric) < 0.02
+    assert profile_relations._cramers_v(unrelated, target) < 0.02
+    assert profile_relations._correlation_ratio(unrelated, numeric) < 0.02

@@ -23,6 +23,26 @@ from mlwizard.core.data.profile import profile_dataset
 from mlwizard.core.data.report import REPORT_FILES, markdown_escape, write_reports
 
 ODD = '<b>"x"</b>'
+AUDIT = {
+    "findings": [
+        {
+            "rule": "target_leakage",
+            "severity": "warning",
+            "column": ODD,
+            "message": "alone predicts the target: ROC AUC 0.990",
+            "action": "excluded; list it in [data] keep if it is known before the outcome",
+        },
+        {
+            "rule": "duplicate_rows",
+            "severity": "info",
+            "column": None,
+            "message": "3 rows repeat an earlier row exactly",
+            "action": "drop the copies in the source",
+        },
+    ],
+    "excluded_columns": {ODD: "target leakage: ROC AUC 0.990 on its own"},
+    "types": {ODD: "numeric"},
+}
 PIPE = "a|b & <c>"
 
 
@@ -55,7 +75,7 @@ def profile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def written(profile: dict[str, Any], tmp_path: Path) -> dict[str, Path]:
-    return write_reports(profile, tmp_path / "reports", 'Profile of "data.csv" <1>')
+    return write_reports(profile, tmp_path / "reports", 'Profile of "data.csv" <1>', AUDIT)
 
 
 def test_three_files_are_written_and_the_json_is_strict(
@@ -81,6 +101,14 @@ def test_names_and_values_from_the_data_are_escaped_in_html(written: dict[str, P
     assert "&lt;i&gt;one&lt;/i&gt;" in html  # a category value, escaped
     assert "東京" in html and "城市" in html
     assert "sample of 1,000 rows" in html
+
+
+def test_the_html_carries_the_audit(written: dict[str, Path]) -> None:
+    html = written["html"].read_text()
+    assert 'href="#audit"' in html and "1 warning, 1 info" in html
+    assert "ROC AUC 0.990 on its own" in html  # why the column was excluded
+    assert "drop the copies in the source" in html  # what to do
+    assert "&lt;b&gt;&#34;x&#34;&lt;/b&gt;" in html and ODD not in html
 
 
 def test_the_html_loads_nothing_from_anywhere(written: dict[str, Path]) -> None:
@@ -149,6 +177,8 @@ def test_report_renders_in_headless_chromium(
         assert chart["marks"] > 0, chart  # bars or cells drawn with a real size
     assert kinds == expected_charts(profile)
     assert kinds["histogram"] == 4 and kinds["top-values"] == 4
+    # The audit beside the profile: every finding and exclusion shown, names as written.
+    assert page["audit"] == {"findings": ["target_leakage", "duplicate_rows"], "excluded": [ODD]}
 
 
 @needs_chromium

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlwizard import __version__
+from mlwizard.cli import operations
 from mlwizard.cli.experiments import experiments
 from mlwizard.cli.output import (
+    err,
     errors_to_exit_codes,
     out,
     print_json,
@@ -76,12 +78,13 @@ def new(
     data: Annotated[Path | None, typer.Option(help="A CSV or Parquet file to copy in.")] = None,
     target: Annotated[str, typer.Option(help="The column to predict.")] = "",
     force: Annotated[bool, typer.Option(help="Scaffold into a non-empty folder.")] = False,
+    table: Annotated[str, typer.Option(help="SQLite: the table to read; Excel: the sheet.")] = "",
 ) -> None:
     """Scaffold a project: a documented mlwizard.toml, a README, a .gitignore, folders."""
     from mlwizard.core.scaffold import create_project
 
     with errors_to_exit_codes():
-        project = create_project(directory, data=data, target=target, force=force)
+        project = create_project(directory, data=data, target=target, force=force, table=table)
     out.print(f"Created project in {project}")
     if not target:
         out.print("Next: set \\[data] target in mlwizard.toml, then `mlwizard run --phase all`.")
@@ -109,6 +112,9 @@ def run(
         ),
     ] = None,
     target: Annotated[str | None, typer.Option(help="Set the column to predict.")] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Set the SQLite table to read, or the Excel sheet.")
+    ] = None,
     time_budget: Annotated[
         float | None, typer.Option(min=1, help="Seconds for the model phase (overrides config).")
     ] = None,
@@ -125,7 +131,7 @@ def run(
 
     with errors_to_exit_codes():
         workspace = Workspace(project)
-        _apply_data_options(workspace, data, target)
+        _apply_data_options(workspace, data, target, table)
         with progress() as emit:
             report = runner.run(
                 workspace,
@@ -142,12 +148,15 @@ def run(
     raise typer.Exit(report.exit_code)
 
 
-def _apply_data_options(workspace: Workspace, data: str | None, target: str | None) -> None:
-    """`--data/--target` create the config on a first run, or update it."""
+def _apply_data_options(
+    workspace: Workspace, data: str | None, target: str | None, table: str | None = None
+) -> None:
+    """`--data/--target/--table` create the config on a first run, or update it."""
+    from mlwizard.core.ingest.sources import source_value
     from mlwizard.core.kernel.config import update_config_file
     from mlwizard.core.kernel.errors import BadInputError
 
-    source = None if data is None else _source_value(workspace.root, data)
+    source = None if data is None else source_value(workspace.root, data)
     if not workspace.exists():
         if source is None or not target:
             raise BadInputError(
@@ -157,32 +166,12 @@ def _apply_data_options(workspace: Workspace, data: str | None, target: str | No
         from mlwizard.core.scaffold import write_config
 
         workspace.root.mkdir(parents=True, exist_ok=True)
-        write_config(workspace.root, source, target)
+        write_config(workspace.root, source, target, table or "")
         return
-    updates = {k: v for k, v in {"source": source, "target": target}.items() if v is not None}
+    given = {"source": source, "target": target, "table": table}
+    updates = {k: v for k, v in given.items() if v is not None}
     if updates:
         update_config_file(workspace.config_path, {"data": updates})
-
-
-def _source_value(root: Path, data: str) -> str:
-    """A file becomes a path relative to the project when it lies inside it; globs and database
-    URLs are kept as given (the data phase checks them)."""
-    if "://" in data or any(c in data for c in "*?"):
-        return data
-    path = Path(data)
-    if not path.is_file():
-        from mlwizard.core.kernel.errors import BadInputError
-
-        raise BadInputError(f"{data}: file not found")
-    return _relative_to(root, path)
-
-
-def _relative_to(root: Path, data: Path) -> str:
-    data = data.resolve()
-    try:
-        return str(data.relative_to(root.resolve()))
-    except ValueError:
-        return str(data)
 
 
 def _print_summary(report) -> None:
@@ -236,7 +225,12 @@ def status(
 @app.command()
 def predict(
     input_file: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="A file to score (CSV, Parquet, JSON, Excel).")
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="A file to score (CSV, Parquet, JSON, Excel), or - for NDJSON on stdin "
+            "(predictions as NDJSON on stdout, row by row).",
+        ),
     ],
     project: ProjectOption = Path("."),
     output: Annotated[
@@ -244,12 +238,33 @@ def predict(
     ] = None,
 ) -> None:
     """Batch predictions with the deployed ONNX model (the same code the service runs)."""
-    from mlwizard.core.deploy.batch import predict_file
+    from rich.markup import escape
+
     from mlwizard.core.kernel.workspace import Workspace
 
+    flagged: dict[str, int] = {}
     with errors_to_exit_codes():
-        written = predict_file(Workspace(project), input_file, output)
-    out.print(f"Wrote predictions to {written}")
+        if str(input_file) == "-":
+            import sys
+
+            from mlwizard.core.deploy.stream import predict_stream
+
+            rows = predict_stream(Workspace(project), sys.stdin, sys.stdout, flagged)
+            written = None
+        else:
+            from mlwizard.core.deploy.batch import predict_file
+
+            written = predict_file(Workspace(project), input_file, output, flagged)
+    if flagged:
+        summary = ", ".join(f"{key} ({count})" for key, count in sorted(flagged.items()))
+        err.print(
+            f"warning: {sum(flagged.values())} value(s) unlike training, still scored and "
+            f"flagged in the warnings column: {escape(summary)}"
+        )
+    if written is None:
+        err.print(f"Scored {rows} row(s)")
+    else:
+        out.print(f"Wrote predictions to {written}")
 
 
 @app.command()
@@ -321,6 +336,10 @@ def tui(project: ProjectOption = Path(".")) -> None:
 
 app.command()(experiments)
 app.command()(reproduce)
+app.command()(operations.monitor)
+app.command()(operations.models)
+app.command()(operations.retrain)
+app.command()(operations.rollback)
 
 
 def main() -> None:

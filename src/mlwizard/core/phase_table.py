@@ -82,10 +82,10 @@ PHASES: tuple[PhaseSpec, ...] = (
     _phase(
         "operations",
         "Operations",
-        upstream=("data", "model"),
-        sections=(),
+        upstream=("data", "model", "deploy"),
+        sections=("operations",),
         weight=15,
-        outputs=("reference", "drift"),
+        outputs=("reference", "drift", "runbook", "incident_response"),
     ),
 )
 PHASE_NAMES: tuple[str, ...] = tuple(p.name for p in PHASES)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlwizard.core.kernel import events as ev
+from mlwizard.core.kernel import libwarnings
 from mlwizard.core.kernel.config import Config
 from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.kernel.errors import (
@@ -153,7 +154,8 @@ def run_phase(
         "versions": package_versions(),
     }
     try:
-        result = spec(phase).load()(context)
+        with libwarnings.captured() as caught:
+            result = spec(phase).load()(context)
         outputs = {**context.registered, **result.outputs}
         missing = [name for name in spec(phase).outputs if name not in outputs]
         if missing:  # a bug in the phase, not the user's problem: say which output it forgot
@@ -179,6 +181,10 @@ def run_phase(
             )
         )
         raise
+    library = libwarnings.merge([libwarnings.summarise(caught), context.library_warnings])
+    if library:  # summarised once, not streamed on stderr
+        result.metrics["library_warnings"] = library
+        context.message(libwarnings.one_line(library))
     checkpoint = Checkpoint(
         status="done",
         outputs={name: ws.relative(path) for name, path in outputs.items()},

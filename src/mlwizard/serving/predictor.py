@@ -3,6 +3,9 @@
 Inputs are prepared exactly as at training time: numerics become float32 with NaN for missing,
 categoricals become `str(value)` with missing values (None, NaN) mapped to the schema's
 `missing_token` (onnxruntime would silently read None as the string "None").
+
+`metadata.json` may carry the training `domain` of each feature (categories seen, numeric range):
+rows outside it are still scored, with a warning per row (`Predictor.domain_warnings`).
 """
 
 from __future__ import annotations
@@ -11,12 +14,16 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnxruntime as ort
 
 _MISSING_TYPES = frozenset({"NAType", "NaTType"})  # pandas' missing markers, without pandas
+CLASSIFIER_TASKS = ("binary", "multiclass")
+# Clustering models output `label` (the cluster id) and distances or probabilities; anomaly
+# models `label` (1 normal, -1 anomaly) and `scores` (higher = more normal, as scikit-learn's).
+UNSUPERVISED_TASKS = ("clustering", "anomaly")
 
 
 def is_missing(value: Any) -> bool:
@@ -54,8 +61,13 @@ def categorical_column(values: Sequence[Any] | np.ndarray, missing_token: str) -
     return np.array(text, dtype=object).reshape(-1, 1)
 
 
-def make_session(model_path: Path, threads: int = 1) -> ort.InferenceSession:
-    """A session on `threads` cores whose threads do not spin while idle (shared CPUs)."""
+def make_session(
+    model_path: Path, threads: int = 1, providers: Sequence[str] | None = None
+) -> ort.InferenceSession:
+    """A session on `threads` cores whose threads do not spin while idle (shared CPUs).
+
+    `providers`: onnxruntime execution providers in order of preference (CUDA first for a GPU
+    image); only the available ones are used, the CPU always last."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -63,7 +75,61 @@ def make_session(model_path: Path, threads: int = 1) -> ort.InferenceSession:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: graph-optimizer notes are not for users
-    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    available = set(ort.get_available_providers())
+    chosen = [p for p in providers or () if p in available and p != "CPUExecutionProvider"]
+    return ort.InferenceSession(
+        str(model_path), options, providers=[*chosen, "CPUExecutionProvider"]
+    )
+
+
+UNKNOWN_CATEGORY, OUT_OF_RANGE = "unknown_category", "out_of_range"
+
+
+class Flag(NamedTuple):
+    """One warning about one value of a row: still scored, but unlike anything in training."""
+
+    feature: str
+    kind: str  # UNKNOWN_CATEGORY or OUT_OF_RANGE
+    message: str
+
+
+class Domain:
+    """What training saw of each feature: categories (if few enough to list) and numeric ranges."""
+
+    def __init__(self, raw: Mapping[str, Any] | None) -> None:
+        self.categories: dict[str, frozenset[str]] = {}
+        self.ranges: dict[str, tuple[float, float]] = {}
+        for name, spec in (raw or {}).items():
+            if spec.get("categories") is not None:
+                self.categories[name] = frozenset(str(c) for c in spec["categories"])
+            if spec.get("min") is not None and spec.get("max") is not None:
+                self.ranges[name] = (float(spec["min"]), float(spec["max"]))
+
+    def __bool__(self) -> bool:
+        return bool(self.categories or self.ranges)
+
+    def check(
+        self, columns: Mapping[str, Sequence[Any] | np.ndarray], rows: int
+    ) -> list[list[Flag]]:
+        """Per row, a `Flag` per unseen category or out-of-range number (missing is neither)."""
+        flags: list[list[Flag]] = [[] for _ in range(rows)]
+        for name, known in self.categories.items():
+            for index, value in enumerate(columns.get(name, ())):
+                if value is None or (value.__class__ is str and value in known):
+                    continue  # the common cases first: this runs on every request
+                if not is_missing(value) and str(value) not in known:
+                    text = f"{name}: category {str(value)!r} not seen in training"
+                    flags[index].append(Flag(name, UNKNOWN_CATEGORY, text))
+        for name, (low, high) in self.ranges.items():
+            for index, value in enumerate(columns.get(name, ())):
+                if value is None:
+                    continue
+                number = value if value.__class__ in (float, int) else _to_float(value)
+                if number != number or low <= number <= high:  # NaN (missing) or in range
+                    continue
+                text = f"{name}: {number:g} outside the training range [{low:g}, {high:g}]"
+                flags[index].append(Flag(name, OUT_OF_RANGE, text))
+        return flags
 
 
 class Predictor:
@@ -75,19 +141,27 @@ class Predictor:
         schema_path: Path | str,
         threads: int = 1,
         threshold: float | None = None,
+        domain: Mapping[str, Any] | None = None,
+        providers: Sequence[str] | None = None,
     ) -> None:
         """`threshold`: a binary model predicts the second class when its probability reaches
-        this; None keeps the model's own label (the more probable class)."""
+        this; None keeps the model's own label (the more probable class). `domain`: the
+        training domain per feature (see `Domain`)."""
         schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
         self.task: str = schema["task"]
         self.target: str = schema["target"]
         self.features: list[dict[str, str]] = schema["features"]
         self.classes: list[Any] | None = schema.get("classes")
         self.missing_token: str = schema["missing_token"]
-        self.session = make_session(Path(model_path), threads)
+        self.session = make_session(Path(model_path), threads, providers)
+        self.domain = Domain(domain)
         self._inputs = self._check_inputs()
         self._outputs = [o.name for o in self.session.get_outputs()]
         expected = ["label", "probabilities"] if self.is_classifier else ["variable"]
+        if self.task in UNSUPERVISED_TASKS:  # label, then distances / probabilities / scores
+            expected = (
+                ["label", *self._outputs[1:2]] if len(self._outputs) == 2 else ["label", "scores"]
+            )
         if self._outputs != expected:
             raise ValueError(f"model outputs are {self._outputs}, expected {expected}")
         if self.is_classifier and not self.classes:
@@ -97,17 +171,27 @@ class Predictor:
         self.threshold = threshold
 
     @classmethod
-    def from_folder(cls, folder: Path | str, threads: int = 1) -> Predictor:
-        """model.onnx and schema.json in `folder`, and the decision threshold in metadata.json."""
+    def from_folder(
+        cls, folder: Path | str, threads: int = 1, providers: Sequence[str] | None = None
+    ) -> Predictor:
+        """model.onnx and schema.json in `folder`; the decision threshold and the training
+        domain in metadata.json."""
         folder = Path(folder)
         metadata_path = folder / "metadata.json"
         metadata = json.loads(metadata_path.read_text("utf-8")) if metadata_path.exists() else {}
         threshold = metadata.get("decision_threshold")
-        return cls(folder / "model.onnx", folder / "schema.json", threads, threshold)
+        return cls(
+            folder / "model.onnx",
+            folder / "schema.json",
+            threads,
+            threshold,
+            metadata.get("domain"),
+            providers,
+        )
 
     @property
     def is_classifier(self) -> bool:
-        return self.task != "regression"
+        return self.task in CLASSIFIER_TASKS
 
     @property
     def feature_names(self) -> list[str]:
@@ -142,6 +226,8 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw outputs: (class ids, probabilities [N, C]) or (values, None)."""
         outputs = self.session.run(None, self.feed(columns))
+        if self.task in UNSUPERVISED_TASKS:  # (cluster ids or ±1 flags, scores)
+            return np.asarray(outputs[0]).ravel(), np.asarray(outputs[1], dtype=np.float32)
         if not self.is_classifier:
             return np.asarray(outputs[0], dtype=np.float32).ravel(), None
         proba = np.asarray(outputs[1], dtype=np.float32)
@@ -155,9 +241,16 @@ class Predictor:
     def predict_columns(self, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> dict[str, Any]:
         """{"prediction": [label or value per row], "proba": float32 [N, C] or None}."""
         values, proba = self.run(columns)
+        if self.task == "clustering":
+            return {"prediction": values.tolist(), "proba": None, "cluster": values.tolist()}
+        if self.task == "anomaly":
+            assert proba is not None
+            flags = (values == -1).tolist()
+            scores = (-proba.reshape(-1)).tolist()  # higher = more unusual
+            return {"prediction": flags, "proba": None, "anomaly": flags, "anomaly_score": scores}
         if not self.is_classifier:
             return {"prediction": values.tolist(), "proba": None}
-        assert proba is not None  # a classifier always outputs probabilities
+        assert proba is not None  # a classifier's run() gives its probabilities
         if self.threshold is not None:
             values = (proba[:, 1] >= self.threshold).astype(np.int64)
         classes = np.asarray(self.classes, dtype=object)
@@ -168,7 +261,28 @@ class Predictor:
         columns = {name: [row.get(name) for row in rows] for name in self.feature_names}
         return self.to_records(self.predict_columns(columns))
 
+    def domain_flags(
+        self, columns: Mapping[str, Sequence[Any] | np.ndarray], rows: int
+    ) -> list[list[Flag]]:
+        """See `Domain.check`: a flag per unseen category or out-of-range number, per row."""
+        return self.domain.check(columns, rows)
+
+    @staticmethod
+    def finite_rows(result: Mapping[str, Any]) -> list[bool]:
+        """Per row, whether its scores are all finite (float32 overflow gives NaN or inf)."""
+        if result["proba"] is None:
+            finite = np.isfinite(np.asarray(result["prediction"], dtype=np.float64))
+        else:
+            finite = np.isfinite(result["proba"]).all(axis=1)
+        return [True] * len(finite) if finite.all() else finite.tolist()
+
     def to_records(self, result: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self.task in UNSUPERVISED_TASKS:
+            keys = [k for k in ("cluster", "anomaly", "anomaly_score") if k in result]
+            return [
+                {"prediction": value, **{k: result[k][i] for k in keys}}
+                for i, value in enumerate(result["prediction"])
+            ]
         if result["proba"] is None:
             return [{"prediction": value} for value in result["prediction"]]
         keys = [str(c) for c in self.classes or []]

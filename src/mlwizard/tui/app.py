@@ -70,6 +70,7 @@ def start_resource_tracker() -> None:
 class MlwizardApp(ServiceControls):
     TITLE = "mlwizard"
     CSS_PATH = "app.tcss"
+    NOTIFICATION_TIMEOUT = 4.0
     MODES: ClassVar[dict[str, Any]] = dict(PHASE_SCREENS)
     COMMANDS = App.COMMANDS | {WizardCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -279,16 +280,11 @@ class MlwizardApp(ServiceControls):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scaffold")
     def _create_project(self, data: str, target: str) -> None:
-        from mlwizard.core.scaffold import create_project, write_config
+        from mlwizard.core.scaffold import configure_project
 
         root = self.workspace.root
         try:
-            if not root.exists() or not any(root.iterdir()):
-                create_project(root, data=Path(data), target=target)
-            else:
-                path = Path(data).resolve()
-                source = path.relative_to(root) if path.is_relative_to(root) else path
-                write_config(root, str(source), target)
+            configure_project(root, data, target)
         except MlwizardError as exc:
             self.post_message(ProjectCreated(str(root), str(exc)))
             return

@@ -203,6 +203,14 @@ class DeployView:
     metrics: dict[str, Any]
     metadata: dict[str, Any]
     parity: list[dict[str, Any]]
+    checks: dict[str, Any] = field(default_factory=dict)  # validator -> {"status", "output"}
+
+
+def champion_metadata(service: Path) -> dict[str, Any]:
+    """The served model's metadata.json (bundles before models/champion/ kept it at the top)."""
+    return read_json(service / "models" / "champion" / "metadata.json") or read_json(
+        service / "metadata.json"
+    )
 
 
 def deploy_view(ws: Workspace) -> DeployView:
@@ -211,12 +219,15 @@ def deploy_view(ws: Workspace) -> DeployView:
     if not service.is_dir():
         return DeployView(None, [], metrics, {}, [])
     files = sorted(
-        p.name
-        for p in service.iterdir()
+        str(p.relative_to(service))
+        for p in service.rglob("*")
         if p.is_file() and (p.suffix in PREVIEW_LANGUAGES or p.name in PREVIEW_LANGUAGES)
     )
-    metadata = read_json(service / "metadata.json")
-    return DeployView(service, files, metrics, metadata, parity_rows(ws, metrics, metadata))
+    metadata = champion_metadata(service)
+    raw = metrics.get("checks")
+    checks: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    parity = parity_rows(ws, metrics, metadata)
+    return DeployView(service, files, metrics, metadata, parity, checks)
 
 
 def parity_rows(
@@ -268,7 +279,7 @@ def sample_rows(ws: Workspace, count: int = 1) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     service = output_path(ws, "deploy", "service", "artifacts/deploy/service")
-    metadata = read_json(service / "metadata.json")
+    metadata = champion_metadata(service)
     features = [f for f in metadata.get("features") or [] if isinstance(f, dict)]
     test = output_path(ws, "data", "test", "artifacts/data/test.parquet")
     table = pq.read_table(test, columns=[f["name"] for f in features]).slice(0, count)
@@ -295,34 +306,30 @@ class OperationsView:
     metrics: dict[str, Any]
     retrain: bool
     reasons: list[str]
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    champion: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    monitor: dict[str, Any] = field(default_factory=dict)  # the latest `mlwizard monitor` report
 
 
 def operations_view(ws: Workspace) -> OperationsView:
+    """The operations phase's drift report and advice (decided by the core), the registry and
+    the latest monitoring report."""
+    from mlwizard.core.operations.registry import Registry
+
     drift = read_json(output_path(ws, "operations", "drift", "artifacts/operations/drift.json"))
     metrics = checkpoint_metrics(ws, "operations")
-    model = ws.read_checkpoint("model")
-    retrain, reasons = retraining_advice(drift, model.gate_failures if model else [])
-    return OperationsView(drift, metrics, retrain, reasons)
-
-
-def retraining_advice(drift: dict[str, Any], gate_failures: list[str]) -> tuple[bool, list[str]]:
-    """Whether to retrain, and why: major drift on any feature, or a failed success criterion."""
-    features: dict[str, Any] = drift.get("features") or {}
-    major = sorted(
-        name for name, f in features.items() if isinstance(f, dict) and f.get("level") == "major"
-    ) or sorted(drift.get("drifted") or [])
-    moderate = sorted(
-        name for name, f in features.items() if isinstance(f, dict) and f.get("level") == "moderate"
+    advice = metrics.get("advice") or drift.get("advice") or {}
+    reasons = list(advice.get("reasons") or ["no drift report yet: run the operations phase"])
+    registry = Registry(ws.root)
+    monitor = read_json(ws.artifact_dir("operations") / "monitor" / "latest.json")
+    return OperationsView(
+        drift,
+        metrics,
+        bool(advice.get("retrain")),
+        reasons,
+        registry.versions(),
+        registry.champion(),
+        registry.history(),
+        monitor,
     )
-    reasons = []
-    if major:
-        reasons.append(f"major drift on {', '.join(major)}: the data moved away from training")
-    reasons += [f"success criterion failed: {failure}" for failure in gate_failures]
-    if reasons:
-        return True, reasons
-    if not features:
-        return False, ["no drift report yet: run the operations phase"]
-    calm = "no feature drifted majorly"
-    if moderate:
-        calm += f"; moderate drift on {', '.join(moderate)} — watch them"
-    return False, [calm, "the model met its success criterion"]

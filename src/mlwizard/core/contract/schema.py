@@ -15,7 +15,8 @@ from typing import Any, Literal
 from mlwizard.core.kernel import atomic
 
 FeatureKind = Literal["numeric", "categorical"]
-TaskKind = Literal["binary", "multiclass", "regression"]
+TaskKind = Literal["binary", "multiclass", "regression", "clustering", "anomaly"]
+UNSUPERVISED: tuple[TaskKind, ...] = ("clustering", "anomaly")  # no target to learn from
 MISSING_TOKEN = "__missing__"  # missing categoricals become this string in training and serving
 
 

@@ -29,11 +29,21 @@ METRICS: dict[TaskKind, dict[str, Direction]] = {
         "log_loss": "minimize",
     },
     "regression": {"r2": "maximize", "rmse": "minimize", "mae": "minimize"},
+    # Clustering is judged without labels, on a validation sample; anomaly detection against a
+    # held-back rare label when there is one (no label: the metric is "none").
+    "clustering": {
+        "silhouette": "maximize",
+        "davies_bouldin": "minimize",
+        "calinski_harabasz": "maximize",
+    },
+    "anomaly": {"roc_auc": "maximize", "average_precision": "maximize", "none": "maximize"},
 }
 DEFAULT_METRIC: dict[TaskKind, str] = {
     "binary": "roc_auc",
     "multiclass": "f1_macro",
     "regression": "r2",
+    "clustering": "silhouette",
+    "anomaly": "roc_auc",
 }
 
 
@@ -55,3 +65,10 @@ def choose_metric(task: TaskKind, requested: str) -> tuple[str, Direction]:
             f"(choose one of: {allowed})"
         )
     return requested, METRICS[task][requested]
+
+
+# The model families each unsupervised task tries (mlwizard.core.model.unsupervised).
+UNSUPERVISED_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "clustering": ("kmeans", "minibatch_kmeans", "gaussian_mixture"),
+    "anomaly": ("isolation_forest", "robust_distance"),
+}

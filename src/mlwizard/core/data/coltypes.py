@@ -5,6 +5,9 @@ from its DuckDB type, the profile and the audit scan, and can be overridden in `
 The model and the service understand only numeric and categorical features, so:
 
 - numeric -> numeric; categorical and boolean -> categorical (booleans as 'true'/'false');
+- text spelled like booleans (`Yes`/`No`, `Y`/`N`, `True`/`False`) is categorical: its values
+  reach the model, the service and the predictions exactly as the source wrote them. Only a
+  column typed BOOLEAN by its format (Parquet, JSON `true`) is boolean;
 - datetime, text and identifier -> not a feature by default (the audit says why); a column the
   user keeps anyway becomes numeric (datetimes as seconds since 1970, numeric identifiers) or
   categorical (text, string identifiers).
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from mlwizard.core.data.audit.scan import ColumnScan, TableScan
 
 IDENTIFIER_MIN_ROWS = 50  # below this, "every value unique" says little
+DISTINCT_KEY_MIN_ROWS = 10  # strings distinct in every one of at least this many rows: a key
 IDENTIFIER_DISTINCT_RATIO = 0.95  # distinct / present values (the profile's count is approximate)
 DENSE_RANGE_SLACK = 1.05  # unique integers spanning at most this × their count: a row number
 TEXT_DISTINCT_RATIO = 0.5  # free text: mostly distinct values ...
@@ -38,8 +42,6 @@ TEXT_MIN_LENGTH = 20.0  # ... averaging this many characters, most holding a spa
 TEXT_SPACE_SHARE = 0.5
 TEXT_LONG_LENGTH = 50.0  # ... or this long whatever they hold
 MOSTLY_NUMERIC = 0.9  # strings written as numbers at least this often are inferred numeric
-# What DuckDB's VARCHAR -> BOOLEAN cast accepts (case-insensitive).
-BOOLEAN_STRINGS = frozenset({"true", "false", "t", "f", "yes", "no", "y", "n", "1", "0"})
 
 # Names that say "key": id, ID, user_id, USER_ID, userId, order-no, uuid, guid, pk, ...
 _ID_NAME = re.compile(
@@ -64,13 +66,11 @@ def infer_type(name: str, stats: Mapping[str, Any], scan: ColumnScan, rows: int)
         return "identifier"
     if is_numeric_type(duckdb_type):
         return _numeric_type(name, stats, present)
-    if present and _boolean_strings(stats):
-        return "boolean"
     if present and MOSTLY_NUMERIC * present <= scan.numeric_values < present:
         return "numeric"  # a few stray strings among numbers: the audit reports them
     if _free_text(stats, scan, present):
         return "text"
-    if _unique(stats, present):
+    if _unique(stats, present) or _all_distinct(stats, present):
         return "identifier"
     return "categorical"
 
@@ -154,6 +154,16 @@ def _unique(stats: Mapping[str, Any], present: int) -> bool:
     )
 
 
+def _all_distinct(stats: Mapping[str, Any], present: int) -> bool:
+    """Strings distinct in every row of a small table (mtcars' car names): a key, not a
+    category; no level would be seen twice. Exact only where the count is exact."""
+    return (
+        present >= DISTINCT_KEY_MIN_ROWS
+        and not stats.get("distinct_approximate", True)
+        and stats["distinct"] == present
+    )
+
+
 def _numeric_type(name: str, stats: Mapping[str, Any], present: int) -> ColumnType:
     """Integers named like a key are codes: unique ones identify rows, repeated ones (store_id)
     label groups; unique integers densely filling their range are row numbers."""
@@ -173,14 +183,4 @@ def _free_text(stats: Mapping[str, Any], scan: ColumnScan, present: int) -> bool
     length = scan.avg_length or 0.0
     return length >= TEXT_LONG_LENGTH or (
         length >= TEXT_MIN_LENGTH and scan.space_share >= TEXT_SPACE_SHARE
-    )
-
-
-def _boolean_strings(stats: Mapping[str, Any]) -> bool:
-    """At most two values, all spelled like booleans (the profile's top values list them all)."""
-    top = stats.get("top") or []
-    return (
-        0 < stats["distinct"] <= 2
-        and 0 < len(top) <= 2
-        and all(str(v).strip().lower() in BOOLEAN_STRINGS for v in top)
     )

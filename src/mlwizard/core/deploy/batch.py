@@ -9,15 +9,10 @@ over HTTP by construction.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import itertools
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -27,45 +22,21 @@ import pyarrow.parquet as pq
 from mlwizard.core import sql
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.data import coltypes
+from mlwizard.core.deploy.parity import load_model_predictor
 from mlwizard.core.ingest import sources
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.config import DEFAULT_NA_VALUES, ColumnType
 from mlwizard.core.kernel.errors import BadInputError, QualityGateError, UpstreamNotReadyError
 from mlwizard.core.kernel.workspace import Workspace
 
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
-
 BATCH_ROWS = 65_536
-_counter = itertools.count()
-
-
-class _NoBytecodeLoader(importlib.machinery.SourceFileLoader):
-    """Imports a file without writing `__pycache__` into the generated service folder."""
-
-    def set_data(self, path: str, data: Buffer, *, _mode: int = 0o666) -> None:
-        return None
-
-
-def load_predictor_module(path: Path) -> ModuleType:
-    """Import a generated `predictor.py` by path, under a private module name."""
-    name = f"_mlwizard_service_predictor_{next(_counter)}"
-    loader = _NoBytecodeLoader(name, str(path))
-    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and typing look modules up while executing
-    try:
-        loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-    return module
 
 
 def load_predictor(service_dir: Path, threads: int = 1) -> Any:
-    """The service's `Predictor` on its own files, loaded as the service loads it."""
-    module = load_predictor_module(service_dir / "predictor.py")
-    return module.Predictor.from_folder(service_dir, threads)
+    """The bundle's `Predictor` on its champion's files, loaded as the service loads it."""
+    return load_model_predictor(
+        service_dir / "models" / "champion", service_dir / "predictor.py", threads
+    )
 
 
 def service_dir(workspace: Workspace) -> Path:
@@ -91,15 +62,22 @@ def default_output(input_path: Path) -> Path:
     return input_path.with_name(f"{input_path.stem}.predictions.parquet")
 
 
-def predict_file(workspace: Workspace, input_path: Path, output_path: Path | None = None) -> Path:
-    """Score a CSV or Parquet file; write its columns + `prediction` (+ `proba_<class>`)."""
+def predict_file(
+    workspace: Workspace,
+    input_path: Path,
+    output_path: Path | None = None,
+    flagged: dict[str, int] | None = None,
+) -> Path:
+    """Score a CSV or Parquet file; write its columns + `prediction` (+ `proba_<class>`) and
+    `warnings` (unseen categories, out-of-range numbers; null when none). `flagged`, if given,
+    is filled with the count of such values per "feature: kind"."""
     input_path = Path(input_path)
     output_path = Path(output_path) if output_path else default_output(input_path)
     writer_kind = _output_kind(output_path)
     if output_path.resolve() == input_path.resolve():
         raise BadInputError(f"{output_path}: the output would overwrite the input")
     folder = service_dir(workspace)
-    schema = Schema.load(folder / "schema.json")
+    schema = Schema.load(folder / "models" / "champion" / "schema.json")
     predictor = load_predictor(folder)
 
     con = sources.connect()
@@ -112,7 +90,7 @@ def predict_file(workspace: Workspace, input_path: Path, output_path: Path | Non
         writer = None
         try:
             for batch in reader:
-                scored = _score(batch, relation.columns, schema, predictor, extra)
+                scored = _score(batch, relation.columns, schema, predictor, extra, flagged)
                 if writer is None:
                     writer = _open_writer(writer_kind, tmp, scored.schema)
                 writer.write_batch(scored)
@@ -205,8 +183,8 @@ def _prepared(relation: Any, schema: Schema, training: TrainingColumns) -> Any:
 
 
 def _output_names(columns: list[str], schema: Schema) -> list[str]:
-    """`prediction` and `proba_<class>`, suffixed if the input already uses a name."""
-    wanted = ["prediction"] + [f"proba_{c}" for c in schema.classes or []]
+    """`prediction`, `proba_<class>` and `warnings`, suffixed if the input already uses a name."""
+    wanted = ["prediction"] + [f"proba_{c}" for c in schema.classes or []] + ["warnings"]
     taken = set(columns)
     names = []
     for name in wanted:
@@ -219,9 +197,14 @@ def _output_names(columns: list[str], schema: Schema) -> list[str]:
 
 
 def _score(
-    batch: pa.RecordBatch, columns: list[str], schema: Schema, predictor: Any, names: list[str]
+    batch: pa.RecordBatch,
+    columns: list[str],
+    schema: Schema,
+    predictor: Any,
+    names: list[str],
+    flagged: dict[str, int] | None = None,
 ) -> pa.RecordBatch:
-    """The batch's original columns, then the predictions."""
+    """The batch's original columns, then the predictions and the per-row warnings."""
     n_original = len(columns)
     values: dict[str, Any] = {}
     for index, feature in enumerate(schema.features):
@@ -235,6 +218,13 @@ def _score(
     out.append(pa.array(result["prediction"]))
     if result["proba"] is not None:
         out += [pa.array(result["proba"][:, j]) for j in range(result["proba"].shape[1])]
+    flags = predictor.domain_flags(values, batch.num_rows)
+    out.append(pa.array(["; ".join(f.message for f in row) or None for row in flags], pa.string()))
+    if flagged is not None:
+        for row in flags:
+            for flag in row:
+                key = f"{flag.feature}: {flag.kind.replace('_', ' ')}"
+                flagged[key] = flagged.get(key, 0) + 1
     return pa.RecordBatch.from_arrays(out, names=[*columns, *names])
 
 

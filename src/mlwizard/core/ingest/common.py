@@ -1,16 +1,22 @@
-"""Helpers shared by the readers: error text, full-scan validation, Arrow into DuckDB."""
+"""Helpers shared by the readers: error text, full-scan checks, the snapshot, Arrow in DuckDB."""
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel import atomic
+from mlwizard.core.kernel.errors import BadInputError, CancelledError
 from mlwizard.core.sql import quote_ident
 
 _table_ids = itertools.count(1)
@@ -33,18 +39,47 @@ def count_rows(relation: duckdb.DuckDBPyRelation) -> int:
     return int(relation.aggregate(", ".join(counts)).fetchall()[0][0])
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Where a reader copies the source it reads: a Parquet file, and the connection that then
+    reads that file instead of the source (so later scans skip the parsing)."""
+
+    con: duckdb.DuckDBPyConnection
+    path: Path
+
+    def take(self, relation: duckdb.DuckDBPyRelation) -> tuple[duckdb.DuckDBPyRelation, int]:
+        """`write_snapshot(relation)`, then a relation over the snapshot, and its row count."""
+        rows = write_snapshot(relation, self.path)
+        return self.con.read_parquet(str(self.path)), rows
+
+
+def write_snapshot(relation: duckdb.DuckDBPyRelation, path: Path) -> int:
+    """Every row of `relation` into the Parquet file `path`, written atomically; the row count.
+
+    The one place a source is copied into its snapshot: the data phase reads the source once,
+    and this write is that read (parse errors anywhere in the source surface here)."""
+    with atomic.atomic_path(path) as tmp:
+        relation.write_parquet(str(tmp), compression="snappy")
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
 def read_and_count(
-    read: Callable[[dict[str, Any]], duckdb.DuckDBPyRelation], options: dict[str, Any]
+    read: Callable[[dict[str, Any]], duckdb.DuckDBPyRelation],
+    options: dict[str, Any],
+    snapshot: Snapshot | None = None,
 ) -> tuple[duckdb.DuckDBPyRelation, int]:
     """Open with `read(options)` and read every row. A value past the sniffer's sample that does
     not fit the type it guessed (`n/a` in a number column) makes DuckDB sniff everything instead.
-    DuckDB errors propagate: the caller words them."""
+    DuckDB errors propagate: the caller words them. With `snapshot`, that one read writes the
+    snapshot and the relation returned reads it."""
+
+    def consume(relation: duckdb.DuckDBPyRelation) -> tuple[duckdb.DuckDBPyRelation, int]:
+        return (relation, count_rows(relation)) if snapshot is None else snapshot.take(relation)
+
     try:
-        relation = read(options)
-        return relation, count_rows(relation)
+        return consume(read(options))
     except duckdb.ConversionException:
-        relation = read({**options, "sample_size": -1})
-        return relation, count_rows(relation)
+        return consume(read({**options, "sample_size": -1}))
 
 
 def require_rows(rows: int, label: str, what: str = "the source") -> None:
@@ -98,3 +133,30 @@ def check_unique_names(label: str, names: Sequence[str]) -> None:
                 f"{label}: {problem}; rename one of them so every column name is unique"
             )
         seen[key] = (position, name)
+
+
+@contextmanager
+def interrupt_on(
+    con: duckdb.DuckDBPyConnection, cancel: threading.Event, message: str
+) -> Iterator[None]:
+    """Interrupt the query running on `con` as soon as `cancel` is set; whatever the block then
+    raises (DuckDB's interrupt, or a reader's wording of it) becomes `CancelledError(message)`."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if cancel.wait(0.1):
+                con.interrupt()
+                return
+
+    watcher = threading.Thread(target=watch, name="mlwizard-duckdb-interrupt", daemon=True)
+    watcher.start()
+    try:
+        yield
+    except (duckdb.Error, BadInputError, RuntimeError) as exc:
+        if cancel.is_set():
+            raise CancelledError(message) from None
+        raise exc
+    finally:
+        done.set()
+        watcher.join()

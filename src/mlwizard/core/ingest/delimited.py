@@ -4,6 +4,12 @@ DuckDB detects the delimiter, quoting, header and types from a sample. On its ow
 ragged file as one text column, an unterminated quote as a literal character, rename duplicate
 columns (`a`, `a_1`) and trim spaces around header names. The checks here turn the first three
 into one-line errors and keep header names exactly as written.
+
+Types: the sniffer may choose numbers, dates and times, never BOOLEAN (`TYPE_CANDIDATES`): a
+`Yes`/`No` or `True`/`False` column stays text, so its values come back as written, whatever the
+file format (mlwizard's own inference calls it boolean). A `;`- or tab-separated file whose
+numbers are written with decimal commas (`1,5;2,7`) is read with `decimal=','` when that turns
+text columns into numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, TextIO
 import duckdb
 
 from mlwizard.core.ingest.common import (
+    Snapshot,
     check_unique_names,
     first_line,
     read_and_count,
@@ -29,6 +36,8 @@ from mlwizard.core.kernel.errors import BadInputError
 
 SAMPLE_BYTES = 1 << 16
 DELIMITERS = (",", ";", "\t", "|")
+TYPE_CANDIDATES = ("BIGINT", "DOUBLE", "TIME", "DATE", "TIMESTAMP", "TIMESTAMPTZ", "VARCHAR")
+NUMERIC_SNIFFED = frozenset({"BIGINT", "DOUBLE"})
 UTF8_HINT = (
     "re-save it as UTF-8 (Excel: Save As 'CSV UTF-8'), or convert it, "
     "e.g. `iconv -f {source} -t utf-8 in.csv > out.csv`"
@@ -49,6 +58,7 @@ class Dialect:
     skip_rows: int
     header: bool
     columns: tuple[str, ...]  # as DuckDB names them
+    decimal: str = "."  # "," for decimal commas
 
 
 def is_compressed(path: Path) -> bool:
@@ -56,9 +66,14 @@ def is_compressed(path: Path) -> bool:
 
 
 def read_delimited(
-    con: duckdb.DuckDBPyConnection, paths: Sequence[Path], label: str, na_values: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path],
+    label: str,
+    na_values: Sequence[str],
+    snapshot: Snapshot | None = None,
 ) -> duckdb.DuckDBPyRelation:
-    """A relation over one or more CSV/TSV files, every row checked to parse."""
+    """A relation over one or more CSV/TSV files, every row checked to parse (and copied into
+    `snapshot` by that same read, when given)."""
     for path in paths:
         check_text(path)
     dialect = sniff(con, paths[0])
@@ -68,12 +83,15 @@ def read_delimited(
         "delimiter": dialect.delimiter,
         "header": dialect.header,
         "na_values": list(na_values),
+        "auto_type_candidates": list(TYPE_CANDIDATES),
     }
+    if dialect.decimal != ".":
+        options["decimal"] = dialect.decimal
     if headers[0] is not None and all(h == headers[0] for h in headers):
         options["names"] = list(headers[0])
     elif len(paths) > 1:
         options["union_by_name"] = True  # the files' headers differ: align columns by name
-    relation, rows = _scan(con, paths, options, label)
+    relation, rows = _scan(con, paths, options, label, snapshot)
     if rows == 0:
         what = f"has a header ({shown(relation.columns)}) but" if dialect.header else "has"
         raise BadInputError(f"{label}: {what} no data rows")
@@ -125,11 +143,15 @@ def _looks_utf16(head: bytes) -> bool:
 
 
 def sniff(con: duckdb.DuckDBPyConnection, path: Path) -> Dialect:
+    candidates = list(TYPE_CANDIDATES)
     try:
-        row = con.execute(
-            "SELECT Delimiter, Quote, Escape, SkipRows, HasHeader, Columns FROM sniff_csv(?)",
-            [str(path)],
-        ).fetchall()[0]
+        row = _sniffed(con, path, auto_type_candidates=candidates)
+        delimiter = row[0]
+        decimal = "."
+        if delimiter in (";", "\t", "|") and _numeric(row) < len(row[5]):
+            commas = _sniffed(con, path, auto_type_candidates=candidates, decimal_separator=",")
+            if _numeric(commas) > _numeric(row):
+                row, decimal = commas, ","
     except duckdb.Error as exc:
         raise BadInputError(f"{path}: {csv_problem(exc)}") from None
     delimiter, quote, escape, skip_rows, header, columns = row
@@ -144,7 +166,23 @@ def sniff(con: duckdb.DuckDBPyConnection, path: Path) -> Dialect:
         skip_rows=int(skip_rows),
         header=bool(header),
         columns=tuple(c["name"] for c in columns),
+        decimal=decimal,
     )
+
+
+def _sniffed(con: duckdb.DuckDBPyConnection, path: Path, **options: Any) -> tuple[Any, ...]:
+    named = "".join(f", {key} := ${key}" for key in options)
+    return tuple(
+        con.execute(
+            "SELECT Delimiter, Quote, Escape, SkipRows, HasHeader, Columns "
+            f"FROM sniff_csv($path{named})",
+            {"path": str(path), **options},
+        ).fetchall()[0]
+    )
+
+
+def _numeric(row: tuple[Any, ...]) -> int:
+    return sum(c["type"] in NUMERIC_SNIFFED for c in row[5])
 
 
 def check_shape(path: Path, dialect: Dialect) -> None:
@@ -254,9 +292,10 @@ def _scan(
     paths: Sequence[Path],
     options: dict[str, Any],
     label: str,
+    snapshot: Snapshot | None,
 ) -> tuple[duckdb.DuckDBPyRelation, int]:
     try:
-        return read_and_count(lambda o: _read(con, paths, o), options)
+        return read_and_count(lambda o: _read(con, paths, o), options, snapshot)
     except duckdb.Error as exc:
         raise BadInputError(f"{_failing_file(exc, label)}: {csv_problem(exc)}") from None
 

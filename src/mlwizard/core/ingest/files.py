@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from mlwizard.core.ingest.common import first_line, read_and_count, require_rows
+from mlwizard.core.ingest.common import Snapshot, first_line, read_and_count, require_rows
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.sql import quote_ident
 
@@ -19,7 +19,10 @@ def _files(paths: Sequence[Path]) -> str | list[str]:
 
 
 def read_parquet(
-    con: duckdb.DuckDBPyConnection, paths: Sequence[Path], label: str
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path],
+    label: str,
+    snapshot: Snapshot | None = None,
 ) -> duckdb.DuckDBPyRelation:
     for path in paths:  # open each footer alone, so that a damaged file is named
         try:
@@ -28,7 +31,9 @@ def read_parquet(
             raise BadInputError(f"{path}: {parquet_problem(exc)}") from None
     try:
         relation, rows = read_and_count(
-            lambda o: con.read_parquet(_files(paths), **o), {"union_by_name": len(paths) > 1}
+            lambda o: con.read_parquet(_files(paths), **o),
+            {"union_by_name": len(paths) > 1},
+            snapshot,
         )
     except duckdb.Error as exc:
         raise BadInputError(f"{label}: {parquet_problem(exc)}") from None
@@ -47,7 +52,10 @@ def parquet_problem(exc: BaseException) -> str:
 
 
 def read_json(
-    con: duckdb.DuckDBPyConnection, paths: Sequence[Path], label: str
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path],
+    label: str,
+    snapshot: Snapshot | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """JSON records: an array of objects or one object per line (NDJSON), detected."""
     for path in paths:
@@ -55,7 +63,7 @@ def read_json(
             raise BadInputError(f"{path}: the file is empty (0 bytes); export the data again")
     options: dict[str, Any] = {"records": "true"}
     try:
-        relation, rows = read_and_count(lambda o: _read_json(con, paths, o), options)
+        relation, rows = read_and_count(lambda o: _read_json(con, paths, o), options, snapshot)
     except duckdb.Error as exc:
         raise BadInputError(f"{label}: {json_problem(exc)}") from None
     require_rows(rows, label, "the JSON data")

@@ -12,6 +12,7 @@ from users' files go through `quote_ident`.
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import duckdb
 
+from mlwizard.core.ingest.common import Snapshot
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.kernel.hashing import hash_value
 
@@ -59,31 +61,50 @@ def read_table(
     path: Path,
     na_values: Sequence[str] = ("",),
     sheet: str = "",
+    snapshot: Snapshot | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """A relation over one data file, every row checked to parse; `BadInputError` names the file.
 
-    `sheet` picks an Excel sheet (the first one by default).
+    `sheet` picks an Excel sheet (the first one by default). With `snapshot`, the one read that
+    checks the rows also copies them into the snapshot, and the relation reads the snapshot.
     """
     from mlwizard.core.ingest import delimited, excel, files
 
-    if not path.exists():
-        raise BadInputError(f"{path}: file not found")
-    if not path.is_file():
-        raise BadInputError(f"{path}: not a file")
+    check_file(path)
     kind = file_kind(path)
     if kind == "csv":
-        return delimited.read_delimited(con, [path], str(path), na_values)
+        return delimited.read_delimited(con, [path], str(path), na_values, snapshot)
     if kind == "parquet":
-        return files.read_parquet(con, [path], str(path))
+        return files.read_parquet(con, [path], str(path), snapshot)
     if kind == "json":
-        return files.read_json(con, [path], str(path))
+        return files.read_json(con, [path], str(path), snapshot)
     if kind == "excel":
-        return excel.read_excel(con, path, sheet)
+        return _snapshotted(excel.read_excel(con, path, sheet), snapshot)
     if kind == "sqlite":
         raise BadInputError(f"{path}: a SQLite database; set it as [data] source with a table")
     raise BadInputError(
         f"{path}: unsupported file type '{path.suffix.lower()}' (supported: {SUPPORTED})"
     )
+
+
+def check_file(path: Path) -> None:
+    """A path that should be one data file: missing and folders get their own messages."""
+    if path.is_dir():
+        raise BadInputError(
+            f"{path}: a folder, not a file; point at one file in it, or at a glob of its files "
+            f"such as '{path / '*.csv'}'"
+        )
+    if not path.exists():
+        raise BadInputError(f"{path}: file not found")
+    if not path.is_file():
+        raise BadInputError(f"{path}: not a file")
+
+
+def _snapshotted(
+    relation: duckdb.DuckDBPyRelation, snapshot: Snapshot | None
+) -> duckdb.DuckDBPyRelation:
+    """Sources already loaded into DuckDB (Excel, SQLite, PostgreSQL) copied to the snapshot."""
+    return relation if snapshot is None else snapshot.take(relation)[0]
 
 
 # -- the configured source -----------------------------------------------------------------------
@@ -108,7 +129,7 @@ def resolve_source(ws: Workspace, config: Config) -> Source:
         ws.source_path(config)  # raises, saying how to set it
     if "://" in raw:
         return _url_source(ws, raw)
-    if "*" in raw or "?" in raw:
+    if is_glob(raw):
         return Source("glob", str(ws.root / raw), pattern=raw)
     path = ws.source_path(config)
     if file_kind(path) == "sqlite":
@@ -140,7 +161,11 @@ def glob_matches(ws: Workspace, pattern: str) -> list[Path]:
 
 
 def _read_glob(
-    con: duckdb.DuckDBPyConnection, ws: Workspace, source: Source, na_values: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    ws: Workspace,
+    source: Source,
+    na_values: Sequence[str],
+    snapshot: Snapshot | None,
 ) -> duckdb.DuckDBPyRelation:
     from mlwizard.core.ingest import delimited, files
 
@@ -155,34 +180,40 @@ def _read_glob(
             f"among CSV, Parquet and JSON"
         )
     if kinds[0] == "csv":
-        return delimited.read_delimited(con, paths, source.label, na_values)
+        return delimited.read_delimited(con, paths, source.label, na_values, snapshot)
     if kinds[0] == "parquet":
-        return files.read_parquet(con, paths, source.label)
-    return files.read_json(con, paths, source.label)
+        return files.read_parquet(con, paths, source.label, snapshot)
+    return files.read_json(con, paths, source.label, snapshot)
 
 
 def open_source(
-    con: duckdb.DuckDBPyConnection, ws: Workspace, config: Config
+    con: duckdb.DuckDBPyConnection, ws: Workspace, config: Config, snapshot: Path | None = None
 ) -> tuple[duckdb.DuckDBPyRelation, str]:
     """The configured source as a relation, and a label naming it in messages.
 
-    Every row has been read once: parse errors anywhere in the source are raised here.
+    Every row has been read once: parse errors anywhere in the source are raised here. With
+    `snapshot` (a Parquet path), that read copies every row into it and the relation returned
+    reads the snapshot: the source is read once, whatever scans follow.
     """
     source = resolve_source(ws, config)
     data = config.data
+    target = None if snapshot is None else Snapshot(con, snapshot)
     if source.kind == "postgres":
         from mlwizard.core.ingest.postgres import read_postgres
 
-        return read_postgres(con, source.url, data.table, data.query)
+        relation, label = read_postgres(con, source.url, data.table, data.query)
+        return _snapshotted(relation, target), label
     if source.kind == "sqlite":
         from mlwizard.core.ingest.sqlite import read_sqlite
 
         assert source.path is not None
-        return read_sqlite(con, source.path, data.table, data.query)
+        relation, label = read_sqlite(con, source.path, data.table, data.query)
+        return _snapshotted(relation, target), label
     if source.kind == "glob":
-        return _read_glob(con, ws, source, data.na_values), source.label
+        return _read_glob(con, ws, source, data.na_values, target), source.label
     assert source.path is not None
-    return read_table(con, source.path, data.na_values, sheet=data.table), source.label
+    relation = read_table(con, source.path, data.na_values, sheet=data.table, snapshot=target)
+    return relation, source.label
 
 
 def source_fingerprint(ws: Workspace, config: Config) -> str:
@@ -220,9 +251,68 @@ def column_types(relation: duckdb.DuckDBPyRelation) -> dict[str, str]:
 
 
 def require_column(relation: duckdb.DuckDBPyRelation, column: str, path: Path | str) -> None:
-    if column not in relation.columns:
-        shown = ", ".join(relation.columns[:12]) + (" ..." if len(relation.columns) > 12 else "")
+    check_target(relation.columns, column, str(path))
+
+
+def column_hint(name: str, columns: Sequence[str]) -> str:
+    """'; did you mean 'churn'?' when `name` matches a column but for case, else ''."""
+    matches = [c for c in columns if c.lower() == name.lower() and c != name]
+    return f"; did you mean '{matches[0]}'? (column names are case-sensitive)" if matches else ""
+
+
+def check_target(columns: Sequence[str], target: str, label: str) -> None:
+    """The target must be one of `columns`, exactly as written (the CLI's `new`, the TUI)."""
+    if target and target not in columns:
+        hint = column_hint(target, columns)
         raise BadInputError(
-            f"{path}: target column '{column}' not found (columns: {shown}); "
-            "pass --target with one of them"
+            f"{label}: target column '{target}' not found"
+            + (
+                hint
+                or f" (columns: {', '.join(columns[:12])}{' ...' if len(columns) > 12 else ''})"
+            )
+            + ("" if hint else "; pass --target with one of them")
         )
+
+
+def file_columns(path: Path, sheet: str = "") -> list[str] | None:
+    """A data file's column names as written, read from its header or footer (not its rows);
+    None for a kind whose columns need a table name (SQLite)."""
+    from mlwizard.core.ingest import delimited
+
+    check_file(path)
+    kind = file_kind(path)
+    con = connect()
+    if kind == "csv":
+        delimited.check_text(path)
+        dialect = delimited.sniff(con, path)
+        return list(delimited.header_names(path, dialect) or dialect.columns)
+    if kind in ("parquet", "json", "excel"):
+        return list(read_table(con, path, sheet=sheet).columns)
+    return None
+
+
+def is_glob(raw: str) -> bool:
+    return "*" in raw or "?" in raw
+
+
+def source_value(root: Path, data: str, cwd: Path | None = None) -> str:
+    """What a path given on the command line (or in the TUI) is stored as in `[data] source`.
+
+    One rule for files and globs: a relative path is relative to the working directory; it is
+    stored relative to the project when it lies inside it, else absolute. Database URLs are kept
+    as given; a folder, a missing file and a glob matching nothing are refused here."""
+    if "://" in data:
+        return data
+    path = Path(data).expanduser()
+    if not path.is_absolute():
+        path = (cwd or Path.cwd()) / path
+    if is_glob(data):
+        if not [p for p in glob.glob(str(path), recursive=True) if Path(p).is_file()]:
+            raise BadInputError(f"{data}: no files match this glob (from {cwd or Path.cwd()})")
+    else:
+        check_file(path)
+    path = Path(os.path.normpath(path))
+    try:
+        return str(path.relative_to(Path(os.path.normpath(root.resolve()))))
+    except ValueError:
+        return str(path)

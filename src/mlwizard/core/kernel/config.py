@@ -17,6 +17,8 @@ from mlwizard.core.kernel.errors import BadInputError
 CONFIG_FILE = "mlwizard.toml"
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
+# "reinforcement_learning" is accepted only to be declined with advice (discovery/approach.py).
+Approach = Literal["auto", "supervised", "clustering", "anomaly", "reinforcement_learning"]
 SplitStrategy = Literal["stratified", "random", "time", "group"]
 ColumnType = Literal["numeric", "categorical", "boolean", "datetime", "text", "identifier"]
 DEFAULT_NA_VALUES = ("", "NA", "N/A", "NULL", "null", "NaN", "nan")
@@ -50,6 +52,16 @@ class DiscoverySection:
     # threshold (unset: the threshold that maximizes F1 on validation).
     cost_false_positive: float | None = None
     cost_false_negative: float | None = None
+    # What a correct decision is worth (any task with classes): with the costs, the model's
+    # expected saving against the baseline (ROI) in discovery's and the model phase's reports.
+    value_correct_decision: float | None = None
+    # The kind of learning: supervised (a target), clustering or anomaly (no target; anomaly may
+    # keep a rare label for evaluation only). "auto": supervised when a target is set.
+    approach: Approach = "auto"
+    problem: str = ""  # the problem in the user's words (reinforcement learning is recognised)
+    clusters: int = 0  # clustering: the number of clusters; 0: chosen by silhouette / BIC
+    # Anomaly detection: the expected share of anomalies; unset: estimated from the data.
+    contamination: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,27 @@ class ModelSection:
 class DeploySection:
     service_name: str = "mlwizard-service"
     port: int = 8000
+    # A challenger model beside the champion (see core/deploy/bundle.py): shadow scores every
+    # request with it and logs it; canary_share of requests (by request id) it answers.
+    shadow: bool = False
+    canary_share: float = 0.0
+    gpu: bool = False  # a CUDA image with onnxruntime-gpu and a GPU resource request
+    # The GPU runtime's pin (default: onnxruntime-gpu at the CPU release parity ran on; CUDA
+    # builds are published separately and can lag, e.g. "onnxruntime-gpu==1.31.1").
+    gpu_requirement: str = ""
+    latency_objective_ms: float = 250.0  # p99 objective: the latency alert fires above it
+    cache_size: int = 0  # an LRU cache of predictions for repeated rows (0: off)
+    replicas: int = 2  # Kubernetes: the minimum; the autoscaler may add up to 4x
+    image: str = ""  # the image to push and run (default: ghcr.io/OWNER/<service host>)
+
+
+@dataclass(frozen=True)
+class OperationsSection:
+    # What the generated schedules monitor: a file or glob of this week's production data, or the
+    # service's request log. Empty: the schedules monitor the service's PREDICTION_LOG.
+    current: str = ""
+    schedule: str = "0 6 * * 1"  # cron: when the schedules run monitor -> retrain (Mondays 06:00)
+    retrain_data: str = ""  # what `retrain` trains the challenger on in the schedules
 
 
 @dataclass(frozen=True)
@@ -93,6 +126,7 @@ class Config:
     split: SplitSection = field(default_factory=SplitSection)
     model: ModelSection = field(default_factory=ModelSection)
     deploy: DeploySection = field(default_factory=DeploySection)
+    operations: OperationsSection = field(default_factory=OperationsSection)
 
     EXECUTION_KEYS = frozenset({"time_budget", "workers", "tracking_uri"})
 
@@ -155,7 +189,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return None if value is None else _coerce(value, inner, where)
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if hint in (int, str) and type(value) is hint:
+    if hint in (int, str, bool) and type(value) is hint:
         return value
     raise BadInputError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 

@@ -28,6 +28,8 @@ class PhaseContext:
     time_budget: float | None = None
     emit: ev.EventSink = ev.ignore
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Warnings summarised by worker processes (kernel.libwarnings); the runner adds its own.
+    library_warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def artifact(self, name: str) -> Path:
         """Where this phase writes its artifact `name` (write it atomically)."""

@@ -24,6 +24,7 @@ import pandas as pd
 from mlwizard.core.contract.features import feature_frame, target_vector
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import Direction
+from mlwizard.core.discovery import feasibility, value
 from mlwizard.core.export.onnx_export import make_session, predict_onnx
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
@@ -124,6 +125,9 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     test_pred = _onnx_prediction(session, x_test, schema)
     test = evaluate(schema.task, y_test, test_pred, n_classes, cut)
     ctx.message(_test_words(test, i.metric, schema.task, cut), candidate=best.candidate, test=test)
+    roi = value.model_roi(ctx.config.discovery, schema.task, y_test, test_pred, cut)  # ROI
+    if roi is not None:
+        ctx.message(value.words(roi), value=roi)
     i.log.store.record_choice(
         i.log.phase_run_id, best.candidate, metric=i.metric, direction=i.direction, test=test
     )
@@ -157,6 +161,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         },
         "error_analysis": _error_analysis(ctx, i, valid, valid_pred, cut, outputs),
         "warnings": warnings,
+        "value": roi,
     }
     outputs["evaluation"] = atomic.write_json(ctx.artifact("evaluation.json"), evaluation)
     outputs["report"] = report.write(
@@ -205,11 +210,30 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "threads_per_worker": i.threads,
         "time_budget_s": i.budget.seconds,
         "phase_run_id": i.log.phase_run_id,
+        "value": roi,
+        "feasibility": _measured_vs_estimate(ctx, i, len(y_valid), len(y_test)),
     }
     gate = choice.gate(
         i.metric, i.direction, metrics["success_threshold"], test.get(i.metric), best, baseline
     )
     return PhaseResult(metrics=metrics, outputs=outputs, gate_failures=gate)
+
+
+def _measured_vs_estimate(ctx: PhaseContext, i: Inputs, valid: int, test: int) -> dict[str, Any]:
+    """Discovery-style estimate of this phase (at the machine's load now) against its clock."""
+    rows = max(
+        0, int((ctx.upstream["data"].metrics.get("splits") or {}).get("train", {}).get("rows", 0))
+    )
+    names = [r.candidate for r in i.ordered]
+    slowdown = feasibility.contention()
+    estimated = feasibility.estimate_seconds(
+        rows, len(i.schema.features), names, i.workers, i.budget.seconds, slowdown=slowdown
+    )
+    return {
+        "estimated_s": round(estimated, 1),
+        "measured_s": round(i.budget.elapsed(), 1),
+        "contention": round(slowdown, 2),
+    }
 
 
 def _error_analysis(

@@ -74,6 +74,11 @@ class RunResult:
     recipe: dict[str, Any] | None = None  # how the final model was fitted (`reproduce`)
     score: float | None = None  # validation score on the phase's metric
     reused: bool = False  # loaded from the run cache, not trained in this phase run
+    library_warnings: list[dict[str, Any]] = field(default_factory=list)  # the worker's, summarised
+    # Unsupervised runs: the clusters chosen, or the anomaly share and where it came from.
+    clusters: int | None = None
+    contamination: float | None = None
+    contamination_source: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -24,6 +24,10 @@ from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 def run(ctx: PhaseContext) -> PhaseResult:
     started = time.monotonic()
     ctx.check_cancelled()
+    if ctx.upstream["discovery"].metrics.get("task") in ("clustering", "anomaly"):
+        from mlwizard.core.model.unsupervised.session import run_phase as run_unsupervised
+
+        return run_unsupervised(ctx, started)
     from mlwizard.core.model.session import run_phase
 
     return run_phase(ctx, started)

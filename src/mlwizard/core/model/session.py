@@ -220,6 +220,8 @@ class _Trainer:
             result = RunResult(name, "cancelled", "cancelled")
         elif result is None:
             result = RunResult(name, "failed", f"worker error: {error}"[:300])
+        self.ctx.library_warnings.extend(result.library_warnings)
+        result.library_warnings = []
         self.results[name] = self.log.record(result)
 
 

@@ -59,8 +59,9 @@ def _executor() -> ThreadPoolExecutor:
 def _wait(futures: list[Future[None]], timeout: float | None) -> Exception | None:
     done, not_done = wait_for(futures, timeout=timeout)
     for future in futures:
-        if future in done and future.exception() is not None:
-            return future.exception()  # type: ignore[return-value]
+        error = future.exception() if future in done else None
+        if isinstance(error, Exception):
+            return error
     if not_done:
         return TimeoutError(f"{len(not_done)} MLflow call(s) still running after {timeout}s")
     return None

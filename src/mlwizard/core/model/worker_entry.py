@@ -10,6 +10,11 @@ from mlwizard.core.model.jobs import RunResult, TrainJob
 
 
 def run(job: TrainJob) -> RunResult:
+    """Train; the library warnings raised on the way travel back summarised, not on stderr."""
+    from mlwizard.core.kernel import libwarnings
     from mlwizard.core.model.training import train_candidate
 
-    return train_candidate(job)
+    with libwarnings.captured() as caught:
+        result = train_candidate(job)
+    result.library_warnings = libwarnings.summarise(caught)
+    return result

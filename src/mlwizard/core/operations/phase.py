@@ -1,60 +1,68 @@
-"""Operations: keep reference statistics of the training data and report drift against them.
+"""Operations: register the model version with its reference profile, check drift, advise.
 
-In this first version the "current" data is the test split, which shows the machinery working on
-data the model never trained on; monitoring production batches reuses the same functions.
+At training time the phase takes the reference profile of the model (see `snapshot.py`), stores
+it with the deployed bundle as a numbered version in the registry (the first one becomes the
+champion), reports the test split's drift against training (which shows the machinery on data
+the model never trained on; production batches go through `mlwizard monitor`), decides whether to
+retrain, and writes the runbook, the incident-response page and the schedules.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mlwizard.core.contract.schema import Schema
-from mlwizard.core.ingest import sources
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
-from mlwizard.core.operations.drift import (
-    bin_counts,
-    drift_level,
-    psi,
-    psi_noise_floor,
-    reference_bins,
-)
+from mlwizard.core.operations import docs
+from mlwizard.core.operations.advice import retraining_advice
+from mlwizard.core.operations.checks import feature_drift
+from mlwizard.core.operations.drift import connect
+from mlwizard.core.operations.registry import Registry
+from mlwizard.core.operations.snapshot import describe_version
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
-    schema = Schema.load(ctx.upstream_artifact("data", "schema"))
-    train = ctx.upstream_artifact("data", "train")
-    current = ctx.upstream_artifact("data", "test")
-    con = sources.connect()
-
-    bins = reference_bins(con, train, schema)
-    reference_counts = bin_counts(con, train, bins)
-    reference = {"source": "train split", "bins": bins, "counts": reference_counts}
-    current_counts = bin_counts(con, current, bins)
-
-    features: dict[str, dict[str, Any]] = {}
-    for name, counts in current_counts.items():
-        value = psi(reference_counts[name], counts)
-        floor = psi_noise_floor(reference_counts[name], counts)
-        features[name] = {
-            "psi": round(value, 6),
-            "noise_floor": round(floor, 6),
-            "level": drift_level(value, floor),
-        }
+    ws = ctx.workspace
+    bundle, reference, facts = describe_version(ws)
+    ctx.check_cancelled()
+    test = ctx.upstream_artifact("data", "test")
+    con = connect(len(reference["features"]))
+    features = feature_drift(con, "read_parquet(?)", [str(test)], reference)
     drifted = sorted(name for name, f in features.items() if f["level"] == "major")
-    report = {"current": "test split", "features": features, "drifted": drifted}
+    report: dict[str, Any] = {
+        "current": "test split",
+        "features": features,
+        "drifted": drifted,
+        "not_monitored": reference["not_monitored"],
+    }
+    model = ctx.upstream["model"]
+    advice = retraining_advice(report, list(model.gate_failures))
+    report["advice"] = advice
+
+    registry = Registry(ws.root)
+    version, new = registry.register(bundle, reference, {**facts, "origin": "operations phase"})
+    if registry.champion() is None:
+        registry.set_champion(version, "first", "the first registered version")
     ctx.message(
-        f"drift on {len(features)} features: "
-        + (f"major on {', '.join(drifted)}" if drifted else "none major")
+        f"model version {version}{' registered' if new else ''}; drift on {len(features)} "
+        "monitored features: " + (f"major on {', '.join(drifted)}" if drifted else "none major")
     )
     outputs = {
         "reference": atomic.write_json(ctx.artifact("reference.json"), reference),
         "drift": atomic.write_json(ctx.artifact("drift.json"), report),
     }
+    outputs.update(docs.write_docs(ctx, registry, reference))
     metrics = {
         "psi": {name: f["psi"] for name, f in features.items()},
+        "levels": {name: f["level"] for name, f in features.items()},
         "max_psi": max((f["psi"] for f in features.values()), default=0.0),
         "drifted_features": drifted,
-        "model_version": ctx.upstream["model"].fingerprint[:12],
+        "not_monitored": reference["not_monitored"],
+        "model_version": model.fingerprint[:12],
+        "registry_version": version,
+        "champion": registry.champion(),
+        "advice": advice,
+        "retrain": advice["retrain"],
+        "reasons": advice["reasons"],
     }
     return PhaseResult(metrics=metrics, outputs=outputs)

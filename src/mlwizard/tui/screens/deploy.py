@@ -91,6 +91,10 @@ class DeployScreen(PhaseScreen):
                 else "—",
                 Text("✓" if ok else ("✘" if ok is False else "—"), style="green" if ok else "red"),
             )
+        for name, check in view.checks.items():  # the bundle's validators, as the phase ran them
+            status = str(check.get("status")) if isinstance(check, dict) else "—"
+            mark = {"passed": ("✓", "green"), "failed": ("✘", "red")}.get(status, ("—", "dim"))
+            table.add_row(f"check {name}: {status}", "", "", "", Text(*mark))
         files = self.query_one("#files", OptionList)
         highlighted = files.highlighted_option.id if files.highlighted_option else None
         files.clear_options()

@@ -14,10 +14,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from mlwizard.core.contract.tasks import DEFAULT_METRIC, METRICS
+from mlwizard.core.discovery import approach as approaches
 from mlwizard.core.kernel.config import Config
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.tui import loaders
@@ -25,6 +27,17 @@ from mlwizard.tui.messages import ColumnsLoaded
 from mlwizard.tui.screens.base import PhaseScreen
 
 TASKS = ("auto", "binary", "multiclass", "regression")
+# The kind of learning (the core decides what each means and declines reinforcement learning).
+APPROACHES = (
+    ("auto: supervised when a target is set", "auto"),
+    ("supervised: predict the target", "supervised"),
+    ("clustering: groups of similar rows (no target)", "clustering"),
+    ("anomaly detection: unusual rows (target: a label to evaluate)", "anomaly"),
+    ("sequential decisions with rewards (reinforcement learning)", "reinforcement_learning"),
+)
+NO_TARGET = ("clustering", "anomaly")
+
+SOURCE_PAUSE_S = 0.4  # typing pause before the path is tried
 
 
 def metric_options(task: str) -> list[tuple[str, str]]:
@@ -49,6 +62,31 @@ def parse_number(text: str, what: str, minimum: float | None = None) -> float | 
     return value
 
 
+def _plan_lines(s: dict[str, Any]) -> list[tuple[str, str] | str]:
+    """The suggested approach, the model phase's estimate and the value at stake, if known."""
+    lines: list[tuple[str, str] | str] = []
+    if s.get("suggestion"):
+        lines += [
+            ("\nSuggested approach: ", "bold"),
+            f"{s['suggestion']['approach']} — {s['suggestion']['why']}",
+        ]
+    if s.get("feasibility"):
+        f = s["feasibility"]
+        lines += [
+            ("\nModel phase: ", "bold"),
+            f"about {f['model_phase_s']:g}s, "
+            f"{f['peak_memory_mb']} MB peak; reachable: {s['reachable']['verdict']}",
+        ]
+    if s.get("value"):
+        v = s["value"]
+        lines += [
+            ("\nAt stake: ", "bold"),
+            f"baseline cost {v['baseline_cost']:g}; a perfect "
+            f"model saves {v['perfect_model_saving']:g}",
+        ]
+    return lines
+
+
 class DiscoveryScreen(PhaseScreen):
     PHASE = "discovery"
     AUTO_FOCUS = "#discovery-form"  # not a field: single-letter keys work at once
@@ -64,6 +102,7 @@ class DiscoveryScreen(PhaseScreen):
         self._config: Config | None = None
         self._summary: dict[str, Any] = {}
         self._filled = False
+        self._source_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="discovery-form", classes="form"):
@@ -72,6 +111,12 @@ class DiscoveryScreen(PhaseScreen):
                 yield Input(placeholder="data/file.csv (relative to the project)", id="source")
                 yield Button("Read", id="read-source", compact=True)
             yield Static("", id="source-status", classes="field-note")
+            with Horizontal(classes="field"):
+                yield Label("Approach", classes="field-label")
+                yield Select[str](list(APPROACHES), allow_blank=False, id="approach")
+            with Horizontal(classes="field"):
+                yield Label("Problem", classes="field-label")
+                yield Input(placeholder="the problem in your words (optional)", id="problem")
             with Horizontal(classes="field"):
                 yield Label("Target column", classes="field-label")
                 yield Select[str]([], prompt="read the source first", id="target")
@@ -95,8 +140,10 @@ class DiscoveryScreen(PhaseScreen):
 
     # -- loading ---------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="read-columns")
-    def _read_columns(self, source: str) -> None:
+    def _read_columns(self, source: str, quiet: bool = False) -> None:
         read = loaders.read_columns(self.wizard.workspace, source)
+        if quiet and read.error:  # still typing: a half-typed path is no error yet
+            return
         if not get_current_worker().is_cancelled:
             self.post_message(ColumnsLoaded(read))
 
@@ -112,6 +159,8 @@ class DiscoveryScreen(PhaseScreen):
             d = view.config.discovery
             self.query_one("#source", Input).value = view.config.data.source
             self.query_one("#task", Select).value = d.task
+            self.query_one("#approach", Select).value = d.approach
+            self.query_one("#problem", Input).value = d.problem
             self._set_metrics(d.task, d.metric)
             for field, value in (
                 ("#threshold", d.success_threshold),
@@ -159,6 +208,7 @@ class DiscoveryScreen(PhaseScreen):
                 f"{s.get('target_missing')} missing.\n",
                 ("Success: ", "bold"),
                 str(s.get("success_criterion", "")),
+                *_plan_lines(s),
             )
         )
 
@@ -183,13 +233,27 @@ class DiscoveryScreen(PhaseScreen):
         metric = self.query_one("#metric", Select).value
         if metric == "auto" and task in DEFAULT_METRIC:
             metric = DEFAULT_METRIC[task]
-        direction = METRICS.get(task, {}).get(str(metric), "maximize")  # type: ignore[call-overload]
+        directions: dict[str, str] = dict(METRICS[task]) if task in METRICS else {}
+        direction = directions.get(str(metric), "maximize")
         label.update(f"Success: test {'≥' if direction == 'maximize' else '≤'}")
 
     # -- events ----------------------------------------------------------------------------------
+    @on(Input.Changed, "#source")
+    def _on_source_typed(self, event: Input.Changed) -> None:
+        """Fill the target drop-down as soon as the typed path reads (after a short pause)."""
+        if self._source_timer is not None:
+            self._source_timer.stop()
+        source = event.value.strip()
+        if source and (self.columns is None or self.columns.source != source):
+            self._source_timer = self.set_timer(
+                SOURCE_PAUSE_S, lambda: self._read_columns(source, quiet=True)
+            )
+
     @on(Input.Submitted, "#source")
     @on(Button.Pressed, "#read-source")
     def _on_read_source(self) -> None:
+        if self._source_timer is not None:  # asked for now: no quiet read behind it
+            self._source_timer.stop()
         source = self.query_one("#source", Input).value.strip()
         if not source:
             self.notify("Type the path of a data file first.", severity="warning")
@@ -233,12 +297,23 @@ class DiscoveryScreen(PhaseScreen):
             problems.append("read the data source first (Enter in its field)")
         elif self.columns.error:
             problems.append(f"the data source cannot be read: {self.columns.error}")
-        if not isinstance(target, str) or not target:
+        chosen = str(self.query_one("#approach", Select).value)
+        problem = self.query_one("#problem", Input).value.strip()
+        if chosen == "reinforcement_learning" or approaches.looks_like_rl(problem):
+            problems.append(approaches.rl_refusal("the discovery form"))
+        if chosen == "clustering":
+            target = ""  # clustering learns without one
+        elif (not isinstance(target, str) or not target) and chosen not in NO_TARGET:
             problems.append("choose the target column")
         discovery: dict[str, Any] = {
             "task": str(self.query_one("#task", Select).value),
             "metric": str(self.query_one("#metric", Select).value),
         }
+        before = self._config.discovery if self._config is not None else None
+        if chosen != "auto" or (before is not None and before.approach != "auto"):
+            discovery["approach"] = chosen
+        if problem or (before is not None and before.problem):
+            discovery["problem"] = problem
         fields = (
             ("#threshold", "success_threshold", "success threshold", None),
             ("#cost-fp", "cost_false_positive", "cost of a false positive", 0.0),
@@ -261,4 +336,5 @@ class DiscoveryScreen(PhaseScreen):
         if problems:
             self.notify("\n".join(problems), title="Cannot save", severity="error", markup=False)
             return None
+        target = target if isinstance(target, str) else ""
         return {"data": {"source": source, "target": target}, "discovery": discovery}

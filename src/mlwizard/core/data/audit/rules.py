@@ -7,13 +7,15 @@ Table rules read the profile, the audit scan and the inferred types (no data is 
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from mlwizard.core.data.audit.findings import Finding
+from mlwizard.core.data.audit.findings import Finding, Severity
 from mlwizard.core.data.audit.scan import TableScan
 from mlwizard.core.kernel.config import ColumnType
 
@@ -39,6 +41,7 @@ class TableFacts:
     scan: TableScan
     types: Mapping[str, ColumnType]
     time_column: str = ""  # the [split] time column when the strategy is "time"
+    split_strategy: str = ""  # [split] strategy
 
     def present(self, name: str) -> int:
         return self.rows - self.columns[name]["nulls"]
@@ -53,6 +56,18 @@ TableRule = Callable[[TableFacts], Iterator[Finding]]
 def toml_key(name: str) -> str:
     """A column name as a TOML key: always quoted, so any name is valid."""
     return json.dumps(name, ensure_ascii=False)
+
+
+def shown_value(value: Any) -> str:
+    """A data value as a message shows it: text quoted, numbers plain (never `np.float64(0.0)`)."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return str(int(number)) if number.is_integer() and abs(number) < 1e15 else f"{number:g}"
+    return repr(str(value))
 
 
 def _pct(part: float, whole: float) -> str:
@@ -70,7 +85,7 @@ def empty_table(facts: TableFacts) -> Iterator[Finding]:
 
 
 def target_missing(facts: TableFacts) -> Iterator[Finding]:
-    if facts.target not in facts.columns:
+    if facts.target and facts.target not in facts.columns:
         shown = ", ".join(list(facts.columns)[:12])
         yield Finding(
             "target_missing",
@@ -133,16 +148,34 @@ def target_infinite(facts: TableFacts) -> Iterator[Finding]:
 
 
 def duplicate_rows(facts: TableFacts) -> Iterator[Finding]:
+    """Worded by what the columns allow: with a key column, a repeat is a copy of one record;
+    without one, equal rows may be distinct records that happen to agree (two passengers with
+    the same class, sex, age and fare)."""
     count = facts.scan.duplicate_rows
-    if count:
+    if not count:
+        return
+    severity: Severity = "warning" if count >= DUPLICATE_WARNING * facts.rows else "info"
+    keys = [n for n, t in facts.types.items() if t == "identifier"]
+    what = f"{count} rows ({_pct(count, facts.rows)}) repeat an earlier row exactly"
+    if keys:
         yield Finding(
             "duplicate_rows",
-            "warning" if count >= DUPLICATE_WARNING * facts.rows else "info",
+            severity,
             None,
-            f"{count} rows ({_pct(count, facts.rows)}) repeat an earlier row exactly",
-            "drop duplicates in the source unless repeats are real events; copies that land in "
-            "both train and test inflate the scores",
+            f"{what}, key column '{keys[0]}' included: they are copies of one record",
+            "drop the copies in the source; copies that land in both train and test inflate "
+            "the scores",
         )
+        return
+    yield Finding(
+        "duplicate_rows",
+        severity,
+        None,
+        f"{what}; with no key column to tell rows apart they may be distinct records with equal "
+        "values (people alike in every column) or copies of one record",
+        "if they are copies (a join or an export run twice), drop them in the source; if they "
+        "are distinct records, keep them: equal rows in train and test are then real",
+    )
 
 
 # -- columns --------------------------------------------------------------------------------------
@@ -270,6 +303,26 @@ def datetime_column(facts: TableFacts) -> Iterator[Finding]:
             )
 
 
+def random_split_over_time(facts: TableFacts) -> Iterator[Finding]:
+    """A random split of rows that carry a time mixes past and future in every split."""
+    if facts.split_strategy not in ("random", "stratified"):
+        return
+    times = [n for n in facts.features() if facts.types[n] == "datetime" and facts.present(n)]
+    if not times:
+        return
+    key = toml_key(times[0])
+    yield Finding(
+        "random_split_over_time",
+        "warning",
+        times[0],
+        f"the rows carry a time ('{times[0]}') but the split is {facts.split_strategy}: "
+        "training sees rows from after the test rows, so the test score is optimistic about "
+        "predicting the future",
+        f'if the model will predict later rows, set [split] strategy = "time" and '
+        f"time_column = {key}",
+    )
+
+
 def free_text(facts: TableFacts) -> Iterator[Finding]:
     for name in facts.features():
         if facts.types[name] == "text":
@@ -286,10 +339,9 @@ def free_text(facts: TableFacts) -> Iterator[Finding]:
 
 
 BLOCKING_RULES: tuple[TableRule, ...] = (empty_table, target_missing)
+TARGET_RULES: tuple[TableRule, ...] = (target_constant, target_mostly_null, target_infinite)
 TABLE_RULES: tuple[TableRule, ...] = (
-    target_constant,
-    target_mostly_null,
-    target_infinite,
+    *TARGET_RULES,
     duplicate_rows,
     empty_column,
     constant_column,
@@ -298,6 +350,7 @@ TABLE_RULES: tuple[TableRule, ...] = (
     mixed_types,
     infinite_values,
     datetime_column,
+    random_split_over_time,
     free_text,
 )
 
@@ -307,7 +360,9 @@ def table_findings(facts: TableFacts) -> list[Finding]:
     blocking = [f for rule in BLOCKING_RULES for f in rule(facts)]
     if blocking:
         return blocking
-    return [f for rule in TABLE_RULES for f in rule(facts)]
+    # No target (clustering, anomaly detection without a label): no target rules.
+    rules = TABLE_RULES if facts.target else TABLE_RULES[len(TARGET_RULES) :]
+    return [f for rule in rules for f in rule(facts)]
 
 
 # -- rules on the sample and on the target's classes ----------------------------------------------
@@ -323,7 +378,7 @@ def near_constant(sample: pd.DataFrame, columns: list[str]) -> list[Finding]:
         if len(counts) < 2 or counts.iloc[0] < NEAR_CONSTANT * len(sample):
             continue
         value = counts.index[0]
-        shown = "missing" if pd.isna(value) else repr(value)
+        shown = "missing" if pd.isna(value) else shown_value(value)
         findings.append(
             Finding(
                 "near_constant",
@@ -350,10 +405,10 @@ def class_imbalance(target: str, counts: Mapping[Any, int]) -> list[Finding]:
             "class_imbalance",
             "warning",
             target,
-            f"class {small!r} has {n_small} rows ({_pct(n_small, total)}), class {large!r} "
-            f"{n_large}: about 1 to {n_large / max(n_small, 1):.0f}",
+            f"class {shown_value(small)} has {n_small} rows ({_pct(n_small, total)}), class "
+            f"{shown_value(large)} {n_large}: about 1 to {n_large / max(n_small, 1):.0f}",
             "judge models by ROC AUC or macro F1 (the defaults), not accuracy; collect more "
-            f"rows of {small!r} if you can",
+            f"rows of {shown_value(small)} if you can",
         )
     ]
 

@@ -12,6 +12,7 @@ rows × 7 string columns the cast took 1.6 s (failing casts are slow), the patte
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import duckdb
@@ -36,7 +37,7 @@ class TableScan:
     columns: dict[str, ColumnScan] = field(default_factory=dict)
 
 
-def _column_expressions(index: int, name: str, duckdb_type: str) -> list[str]:
+def _column_expressions(index: int, name: str, duckdb_type: str, numbers: bool) -> list[str]:
     col = quote_ident(name)
     if duckdb_type in FLOAT_TYPES:
         return [f"count_if(isinf({col})) AS c{index}_infinite"]
@@ -44,20 +45,35 @@ def _column_expressions(index: int, name: str, duckdb_type: str) -> list[str]:
         return []
     text = f"{col}::VARCHAR"
     pattern = "'" + NUMBER_PATTERN + "'"
-    return [
+    exprs = [
         f"avg(length({text}))::DOUBLE AS c{index}_avg_length",
         f"avg(contains({text}, ' ')::INTEGER)::DOUBLE AS c{index}_space_share",
-        f"count_if(regexp_full_match({text}, {pattern})) AS c{index}_numeric_values",
     ]
+    if numbers:
+        exprs.append(f"count_if(regexp_full_match({text}, {pattern})) AS c{index}_numeric_values")
+    return exprs
 
 
-def scan_table(relation: duckdb.DuckDBPyRelation) -> TableScan:
-    """One aggregate over `relation`: duplicate rows and per-column facts for types and rules."""
+def scan_table(
+    relation: duckdb.DuckDBPyRelation,
+    number_columns: Collection[str] | None = None,
+    distinct_rows: int | None = None,
+) -> TableScan:
+    """One aggregate over `relation`: duplicate rows and per-column facts for types and rules.
+
+    `number_columns`: the string columns whose values written as numbers are counted (all when
+    None). The data phase passes those in which the profile's sample found any number: the
+    pattern is the scan's costliest part, and a column with no number among 100,000 sampled
+    values cannot be mostly numbers (its count is then 0). `distinct_rows`, when the profile
+    has counted them, spares the scan its hash of every row."""
     types = dict(zip(relation.columns, map(str, relation.types), strict=True))
     every_column = ", ".join(quote_ident(name) for name in types)
-    exprs = ["count(*) AS n_rows", f"count(DISTINCT hash({every_column})) AS n_distinct_rows"]
+    exprs = ["count(*) AS n_rows"]
+    if distinct_rows is None:
+        exprs.append(f"count(DISTINCT hash({every_column})) AS n_distinct_rows")
     for index, (name, kind) in enumerate(types.items()):
-        exprs += _column_expressions(index, name, kind)
+        numbers = number_columns is None or name in number_columns
+        exprs += _column_expressions(index, name, kind, numbers)
     cursor = relation.aggregate(", ".join(exprs))
     values = dict(zip(cursor.columns, cursor.fetchall()[0], strict=True))
     columns = {}
@@ -66,4 +82,5 @@ def scan_table(relation: duckdb.DuckDBPyRelation) -> TableScan:
         stats = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
         columns[name] = ColumnScan(**{k: v if v is not None else 0 for k, v in stats.items()})
     rows = values["n_rows"]
-    return TableScan(rows=rows, duplicate_rows=rows - values["n_distinct_rows"], columns=columns)
+    distinct = values["n_distinct_rows"] if distinct_rows is None else distinct_rows
+    return TableScan(rows=rows, duplicate_rows=rows - distinct, columns=columns)

@@ -121,6 +121,12 @@ class DevTools:
             shutil.rmtree(self._profile, ignore_errors=True)
 
 
+AUDIT_PROBE = """JSON.stringify({
+    findings: [...document.querySelectorAll('#audit table.findings tr.finding')]
+        .filter(r => r.getBoundingClientRect().height > 0).map(r => r.cells[1].textContent),
+    excluded: [...document.querySelectorAll('#audit table.exclusions tr')].slice(1)
+        .filter(r => r.getBoundingClientRect().height > 0).map(r => r.cells[0].textContent),
+})"""
 CHART_PROBE = """JSON.stringify([...document.querySelectorAll('svg.chart')].map(svg => {
     const box = svg.getBoundingClientRect();
     const marks = [...svg.querySelectorAll('rect')].filter(r => {
@@ -146,11 +152,14 @@ def open_page(path: Path) -> dict[str, Any]:
         probe = browser.send("Runtime.evaluate", session_id, expression=CHART_PROBE,
                              returnByValue=True)  # fmt: skip
         charts = json.loads(probe["result"]["value"])
+        audit = browser.send("Runtime.evaluate", session_id, expression=AUDIT_PROBE,
+                             returnByValue=True)  # fmt: skip
         events = [e for e in browser.events if e.get("sessionId") == session_id]
     finally:
         browser.close()
     return {
         "charts": charts,
+        "audit": json.loads(audit["result"]["value"]),
         "requests": [
             e["params"]["request"]["url"]
             for e in events

@@ -3,7 +3,7 @@ evaluate once on the test split, analyse errors, and write the phase's artifacts
 
 The test split is read here and only here, once, after every run has finished: choices (model,
 threshold) are made on validation rows, so the test score stays an honest estimate. Its features
-(not its labels) also check that the chosen export holds there (`choice`), falling back to the
+(not its labels) also check that the chosen export holds there (`deploycheck`), falling back to the
 next deployable run if it does not; a manifest records how to rebuild the model (`manifest`).
 Everything is predicted through the ONNX model, since that is what will be served; permutation
 importance alone uses the native pipeline, on validation rows.
@@ -32,7 +32,7 @@ from mlwizard.core.kernel.errors import QualityGateError
 from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.model import (
     analysis,
-    choice,
+    deploycheck,
     ensemble,
     fitting,
     manifest,
@@ -78,8 +78,8 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     # its labels are scored once, at the end, for the chosen model only.
     test_table = pd.read_parquet(i.paths["test"])
     x_test = feature_frame(test_table, schema)
-    ranked = choice.ranked([r for r in finished if r.deployable], i.direction)
-    best = choice.first_that_deploys(ranked, schema, x_test, ctx.message)
+    ranked = deploycheck.ranked([r for r in finished if r.deployable], i.direction)
+    best = deploycheck.first_that_deploys(ranked, schema, x_test, ctx.message)
     deployable = [r for r in ranked if r.deployable]
     if best is None:
         atomic.write_json(
@@ -91,7 +91,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     x_valid, y_valid = feature_frame(valid, schema), target_vector(valid, schema)
 
     combined, ensemble_report = _ensemble(ctx, i, deployable, best, x_valid, y_valid)
-    if combined is not None and not choice.holds_on_test(combined, schema, x_test):
+    if combined is not None and not deploycheck.holds_on_test(combined, schema, x_test):
         ctx.message(f"ensemble: not kept after all: {combined.reason}")
         i.ordered.append(combined)
         combined, ensemble_report = None, {**(ensemble_report or {}), "kept": False}
@@ -133,7 +133,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     )
 
     warnings = analysis.too_good(best.validation, i.metric, _audit_path(ctx))
-    small = choice.small_test_warning(len(y_test), _class_counts(y_test, schema), i.metric)
+    small = deploycheck.small_test_warning(len(y_test), _class_counts(y_test, schema), i.metric)
     if small:
         warnings.append(small)
     for warning in warnings:
@@ -213,7 +213,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "value": roi,
         "feasibility": _measured_vs_estimate(ctx, i, len(y_valid), len(y_test)),
     }
-    gate = choice.gate(
+    gate = deploycheck.gate(
         i.metric, i.direction, metrics["success_threshold"], test.get(i.metric), best, baseline
     )
     return PhaseResult(metrics=metrics, outputs=outputs, gate_failures=gate)

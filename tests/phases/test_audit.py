@@ -184,8 +184,10 @@ def test_datetime_and_free_text_columns(tmp_path: Path) -> None:
     (when,) = fired(findings, "datetime_column")
     (text,) = fired(findings, "free_text")
     assert (when.column, text.column) == ("signed_up", "review")
-    assert when.severity == "info" and "time split" in when.exclude
-    assert "time_column" in when.action
+    # Both stay features: their parts are derived inside the model's graph (issue 12).
+    assert when.severity == "info" and not when.exclude and not text.exclude
+    assert "time_column" in when.action and "calendar parts" in when.message
+    assert "TF-IDF" in text.message
 
 
 def test_booleans_and_types_are_inferred(tmp_path: Path) -> None:

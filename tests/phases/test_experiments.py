@@ -24,20 +24,16 @@ from mlwizard.cli.experiments import experiments
 from mlwizard.core import runner
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.kernel.workspace import Checkpoint, Workspace
-from mlwizard.core.model.experiments import (
-    STORE_FILE,
-    ExperimentStore,
-    compare_runs,
-    list_phase_runs,
-    list_runs,
-    package_versions,
-)
+from mlwizard.core.model import hypotheses
+from mlwizard.core.model.experiment_query import compare_runs, list_phase_runs, list_runs
+from mlwizard.core.model.experiments import STORE_FILE, ExperimentStore, package_versions
 from mlwizard.core.model.tracking import STATUS, TrackingError, flush_all
 from mlwizard.core.scaffold import create_project
 
 # mlflow 3.17 with SQLAlchemy 2.1: a deprecation inside mlflow's own store, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*:DeprecationWarning")
 cli_runner = CliRunner()
+HYPOTHESIS = "a deeper search beats the default settings on this table"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ORIGINAL_COLUMNS = (  # the schema of the first release, for the migration test
     '"run_id" VARCHAR PRIMARY KEY, "phase_run_id" VARCHAR NOT NULL, "candidate" VARCHAR NOT NULL, '
@@ -218,6 +214,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, str, A
     synthetic_frame(n=300).to_csv(data, index=False)
     ws = Workspace(create_project(root / "project", data=data, target="label"))
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    hypotheses.set_pending(ws, HYPOTHESIS)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         report = runner.run(ws, ["discovery", "data", "model"], time_budget=60)
@@ -248,6 +245,14 @@ def test_listing_shows_ids_statuses_and_the_chosen_model(trained) -> None:
     assert phase_run["phase_run_id"] == metrics["phase_run_id"] and phase_run["current"]
     assert phase_run["chosen_candidate"] == metrics["best_model"]
     assert phase_run["test"] == metrics["test"]
+    # The experiment's hypothesis went in with it; the error analysis proposes the next ones.
+    assert phase_run["hypothesis"] == HYPOTHESIS == metrics["hypothesis"]
+    assert f"hypothesis: {HYPOTHESIS}" in text
+    assert hypotheses.pending(ws) is None  # taken by the run that tested it
+    proposals = phase_run["proposals"]
+    assert proposals == metrics["proposed_hypotheses"] and proposals
+    assert all(p["hypothesis"] and p["evidence"] and p["action"] for p in proposals)
+    assert "next hypothesis:" in text
     assert {r["run_id"] for r in phase_run["runs"]} == {r.run_id for r in runs}
     assert all(r["status"] and r["package_versions"] for r in phase_run["runs"])
 
@@ -262,6 +267,48 @@ def test_listing_shows_ids_statuses_and_the_chosen_model(trained) -> None:
     assert (
         unknown.exit_code == 2 and "error:" in unknown.stderr and "Traceback" not in unknown.output
     )
+
+
+def test_run_hypothesis_option_waits_for_the_next_model_run(tmp_path: Path) -> None:
+    data = tmp_path / "input.csv"
+    synthetic_frame(n=60).to_csv(data, index=False)
+    ws = Workspace(create_project(tmp_path / "project", data=data, target="label"))
+    from mlwizard.cli.app import app
+
+    result = cli_runner.invoke(
+        app, ["run", "--phase", "discovery", "-p", str(ws.root), "--hypothesis", "  more   rows "]
+    )
+    assert result.exit_code == 0, result.output
+    assert hypotheses.pending(ws) == "more rows"  # no model run yet: still pending
+
+
+def test_proposals_name_slices_features_and_confused_classes() -> None:
+    analysis = {
+        "worst_slices": [
+            {
+                "feature": "city",
+                "slice": "paris",
+                "rows": 40,
+                "mean_error": 0.5,
+                "overall_mean_error": 0.2,
+                "ratio": 2.5,
+            }
+        ],
+        "permutation_importance": {
+            "metric": "f1_macro",
+            "features": [
+                {"feature": "age", "importance": 0.2, "std": 0.01},
+                {"feature": "zip", "importance": -0.001, "std": 0.01},
+            ],
+        },
+    }
+    validation = {"confusion_matrix": {"labels": ["a", "b"], "matrix": [[8, 2], [0, 10]]}}
+    found = hypotheses.propose(analysis, validation, ["city", "age", "zip"])
+    kinds = [p["kind"] for p in found]
+    assert kinds == ["worst_slice", "important_feature", "unused_features", "confused_classes"]
+    assert "paris" in found[0]["hypothesis"] and "2.5x" in found[0]["evidence"]
+    assert found[2]["config"] == {"data": {"exclude": ["zip"]}}
+    assert "'a'" in found[3]["hypothesis"] and "2 of 10" in found[3]["evidence"]
 
 
 def test_older_phase_runs_are_listed_after_the_latest(trained, tmp_path) -> None:

@@ -9,23 +9,25 @@ from __future__ import annotations
 import filecmp
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from helpers.deploy import running_service
 from mlwizard.cli import app
 from mlwizard.core import runner
-from mlwizard.core.deploy.batch import load_predictor
-from mlwizard.core.kernel.config import update_config_file
+from mlwizard.core.deploy import bundle
+from mlwizard.core.kernel.config import Config, DeploySection, update_config_file
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.model.session import TRIALS_ENV
 from mlwizard.core.operations.registry import Registry, tree_hash
-from mlwizard.core.operations.shadow import evaluate_shadow
 from mlwizard.core.scaffold import create_project
 
 QUICK_MODEL = {"candidates": ["dummy", "linear"], "time_budget": 90, "workers": 1}
@@ -190,39 +192,44 @@ def test_retrain_gate_and_rollback(
         assert (first_bundle / name).read_bytes() == (registry.serving_dir / name).read_bytes()
     assert tree_hash(first_bundle) == tree_hash(registry.serving_dir)
 
-    # The shadow challenger (the better model) logged beside the champion, judged on labels.
+    # The real service in shadow mode: v1 answers, the better v3 is logged; judged on labels.
     challenger = promoted["challenger"]
-    rows = penguins.dropna(subset=["sex"]).sample(120, random_state=5)
-    features = rows.drop(columns=["sex"]).to_dict("records")
-    log = tmp_path / "predictions.ndjson"
-    lines = []
-    for model, version in (("champion", 1), ("challenger", challenger)):
-        predictor = load_predictor(registry.bundle_dir(version))
-        for i, (row, answer) in enumerate(
-            zip(features, predictor.predict_records(features), strict=True)
-        ):
-            entry = {
-                "ts": "2026-12-01T10:00:00Z",
-                "request_id": f"r{i}",
-                "model": model,
-                "version": str(version),
-                "served": model == "champion",
-                "features": {k: (None if pd.isna(v) else v) for k, v in row.items()},
-                "prediction": answer["prediction"],
-                "probabilities": answer["proba"],
-            }
-            lines.append(json.dumps(entry))
-    log.write_text("\n".join(lines) + "\n")
-    labels = tmp_path / "labels.csv"
-    pd.DataFrame({"request_id": [f"r{i}" for i in range(len(rows))], "sex": rows["sex"]}).to_csv(
-        labels, index=False
+    shadow_bundle = bundle.write_bundle(
+        ws,
+        registry.bundle_dir(1) / "models" / "champion",
+        registry.bundle_dir(challenger) / "models" / "champion",
+        target=tmp_path / "shadow-bundle",
+        config=Config(deploy=DeploySection(shadow=True)),
     )
-    shadow = evaluate_shadow(ws, log, labels)
+    rows = penguins.dropna(subset=["sex"]).sample(120, random_state=5)
+    features = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in rows.drop(columns=["sex"]).to_dict("records")
+    ]
+    log = tmp_path / "predictions.ndjson"
+    env = {"PREDICTION_LOG": str(log)}
+    with running_service(shadow_bundle, tmp_path / "uvicorn.log", env=env) as url:
+        for i, row in enumerate(features):
+            answer = httpx.post(
+                f"{url}/predict", json={"rows": [row]}, headers={"X-Request-ID": f"r{i}"}
+            )
+            assert answer.status_code == 200 and answer.json()["model"] == "champion"
+        for _ in range(200):  # the log is written after each answer: wait for it, bounded
+            if log.exists() and len(log.read_text().splitlines()) >= 2 * len(features):
+                break
+            time.sleep(0.05)
+    labels = tmp_path / "labels.csv"
+    ids = [f"r{i}" for i in range(len(rows))]
+    pd.DataFrame({"request_id": ids, "sex": rows["sex"].to_numpy()}).to_csv(labels, index=False)
+    result = invoke("monitor", log, "-p", ws.root, "--shadow", labels, "--json")
+    assert result.exit_code == 0, result.output
+    shadow = json.loads(result.stdout)
     assert shadow["labelled_pairs"] == 120 and shadow["served"] == {
         "champion": 120,
         "challenger": 0,
     }
-    assert shadow["decision"]["promote"] is True
+    assert shadow["decision"]["promote"] is True, shadow["decision"]["reason"]
     result = invoke("monitor", log, "-p", ws.root, "--labels", labels, "--json")
     assert result.exit_code in (0, 3), result.output
-    assert json.loads(result.stdout)["rows"] == 120
+    monitored = json.loads(result.stdout)
+    assert monitored["rows"] == 120 and monitored["performance"]["labelled_rows"] == 120

@@ -53,11 +53,16 @@ def _blobs(rows: int = 240, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def clustered(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     ws = _project(tmp_path_factory.mktemp("clustering"), _blobs(), "", {"approach": "clustering"})
-    # Through deploy: main's operations phase reads the bundle's old layout (service/schema.json)
-    # for every task at the moment, so it is left to the operations tests.
-    report = runner.run(ws, ["discovery", "data", "model", "deploy"], time_budget=BUDGET)
+    report = runner.run(ws, runner.PHASE_NAMES, time_budget=BUDGET)  # all five phases
     assert report.error is None, report.error
     return ws
+
+
+def test_clustering_is_monitored_for_drift(clustered: Workspace) -> None:
+    operations = clustered.read_checkpoint("operations")
+    assert operations is not None and operations.status == "done"
+    drift = json.loads(clustered.resolve(operations.outputs["drift"]).read_text())
+    assert {"x", "y", "colour"} <= set(drift["features"])
 
 
 def test_clustering_without_a_target_runs_to_a_service(clustered: Workspace) -> None:

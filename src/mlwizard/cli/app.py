@@ -124,6 +124,13 @@ def run(
     with_upstream: Annotated[
         bool, typer.Option(help="Also run the phases it needs that are not up to date.")
     ] = False,
+    hypothesis: Annotated[
+        str | None,
+        typer.Option(
+            help="What this experiment tests; stored with the next model run "
+            "(see `mlwizard experiments`)."
+        ),
+    ] = None,
 ) -> None:
     """Run phases headless, skipping those whose inputs have not changed."""
     from mlwizard.core import runner
@@ -132,6 +139,10 @@ def run(
     with errors_to_exit_codes():
         workspace = Workspace(project)
         _apply_data_options(workspace, data, target, table)
+        if hypothesis and hypothesis.strip():
+            from mlwizard.core.model.hypotheses import set_pending
+
+            set_pending(workspace, hypothesis)
         with progress() as emit:
             report = runner.run(
                 workspace,

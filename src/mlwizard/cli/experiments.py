@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -18,7 +19,7 @@ from mlwizard.cli.output import errors_to_exit_codes, out, print_json
 
 if TYPE_CHECKING:
     from mlwizard.core.kernel.workspace import Workspace
-    from mlwizard.core.model.experiments import Comparison, PhaseRun, RunRow
+    from mlwizard.core.model.experiment_query import Comparison, PhaseRun, RunRow
 
 STATUS_STYLE = {"done": "green", "failed": "red", "skipped": "yellow", "cancelled": "dim"}
 CHOSEN = "★"
@@ -56,7 +57,7 @@ def experiments(
     """
     from mlwizard.core.kernel.errors import BadInputError
     from mlwizard.core.kernel.workspace import Workspace
-    from mlwizard.core.model.experiments import compare_runs, list_phase_runs, store_path
+    from mlwizard.core.model.experiment_query import compare_runs, list_phase_runs, store_path
 
     with errors_to_exit_codes():
         workspace = Workspace(project)
@@ -124,7 +125,10 @@ def _phase_header(phase_run: PhaseRun) -> list[str]:
             f"ranked by validation {phase_run.metric}"
             + (f" ({better} is better)" if better else "")
         )
-    return [head, f"[dim]{' · '.join(facts)}[/]"] if facts else [head]
+    lines = [head, f"[dim]{' · '.join(facts)}[/]"] if facts else [head]
+    if phase_run.hypothesis:
+        lines.append(f"hypothesis: {escape(phase_run.hypothesis)}")
+    return lines
 
 
 def _phase_table(phase_run: PhaseRun) -> Table:
@@ -182,6 +186,8 @@ def _phase_notes(workspace: Workspace, phase_run: PhaseRun) -> list[str]:
             lines.append(f"[yellow]not trained:[/] {_who(run)}: {run.status}, {why}")
         elif run.status == "failed":
             lines.append(f"[red]failed:[/] {_who(run)}: {why}")
+    for proposal in phase_run.proposals[:3]:
+        lines.append(f"[cyan]next hypothesis:[/] {escape(str(proposal.get('hypothesis', '')))}")
     return ["  " + line for line in lines]
 
 

@@ -2,7 +2,9 @@
 
 Inputs are prepared exactly as at training time: numerics become float32 with NaN for missing,
 categoricals become `str(value)` with missing values (None, NaN) mapped to the schema's
-`missing_token` (onnxruntime would silently read None as the string "None").
+`missing_token` (onnxruntime would silently read None as the string "None"). Datetimes are
+float32 seconds since 1970-01-01 UTC (numbers, or ISO 8601 strings such as
+"2024-05-01T13:45:00"); free text is lowercased; the graph derives the rest.
 
 `metadata.json` may carry the training `domain` of each feature (categories seen, numeric range):
 rows outside it are still scored, with a warning per row (`Predictor.domain_warnings`).
@@ -51,6 +53,49 @@ def numeric_column(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     else:
         column = np.array([_to_float(v) for v in values], dtype=np.float64).astype(np.float32)
     return column.reshape(-1, 1)
+
+
+def datetime_column(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """float32 [N, 1] seconds since 1970 (UTC); ISO 8601 strings are parsed, NaN for missing."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return values.astype(np.float32).reshape(-1, 1)
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        seconds = values.astype("datetime64[us]").astype(np.int64) / 1e6
+        return np.where(np.isnat(values), np.nan, seconds).astype(np.float32).reshape(-1, 1)
+    return (
+        np.array([_seconds(v) for v in values], dtype=np.float64).astype(np.float32).reshape(-1, 1)
+    )
+
+
+def _seconds(value: Any) -> float:
+    if is_missing(value) or isinstance(value, bool):
+        return math.nan
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.endswith("Z"):
+        text = text[:-1]
+    if len(text) > 6 and text[-6] in "+-" and text[-3] == ":":  # an offset: +02:00
+        sign = 1 if text[-6] == "+" else -1
+        offset = sign * (int(text[-5:-3]) * 3600 + int(text[-2:]) * 60)
+        text = text[:-6]
+    else:
+        offset = 0
+    try:
+        stamp = np.datetime64(text.replace(" ", "T"), "us")
+    except ValueError:
+        return math.nan
+    return float(stamp.astype(np.int64)) / 1e6 - offset
+
+
+def text_column(values: Sequence[Any] | np.ndarray, missing_token: str) -> np.ndarray:
+    """Free text: str [N, 1] lowercased, missing values as `missing_token`."""
+    column = categorical_column(values, missing_token).ravel()
+    return np.array([v.lower() for v in column], dtype=object).reshape(-1, 1)
 
 
 def categorical_column(values: Sequence[Any] | np.ndarray, missing_token: str) -> np.ndarray:
@@ -205,7 +250,8 @@ class Predictor:
         if unknown:
             raise ValueError(f"model inputs not in schema.json: {', '.join(unknown)}")
         for name, kind in declared.items():
-            expected = "tensor(float)" if by_input[name]["kind"] == "numeric" else "tensor(string)"
+            float_kind = by_input[name]["kind"] in ("numeric", "datetime")
+            expected = "tensor(float)" if float_kind else "tensor(string)"
             if kind != expected:
                 raise ValueError(f"model input {name} is {kind}, schema.json implies {expected}")
         return [f for f in self.features if f["input"] in declared]
@@ -217,6 +263,10 @@ class Predictor:
             values = columns[feature["name"]]
             if feature["kind"] == "numeric":
                 feed[feature["input"]] = numeric_column(values)
+            elif feature["kind"] == "datetime":
+                feed[feature["input"]] = datetime_column(values)
+            elif feature["kind"] == "text":
+                feed[feature["input"]] = text_column(values, self.missing_token)
             else:
                 feed[feature["input"]] = categorical_column(values, self.missing_token)
         return feed

@@ -315,11 +315,16 @@ class OperationsView:
 def operations_view(ws: Workspace) -> OperationsView:
     """The operations phase's drift report and advice (decided by the core), the registry and
     the latest monitoring report."""
+    from mlwizard.core.operations.advice import retraining_advice
     from mlwizard.core.operations.registry import Registry
 
     drift = read_json(output_path(ws, "operations", "drift", "artifacts/operations/drift.json"))
     metrics = checkpoint_metrics(ws, "operations")
-    advice = metrics.get("advice") or drift.get("advice") or {}
+    advice = metrics.get("advice") or drift.get("advice")
+    if not advice and drift:  # a report from before the phase decided: the core's rule, still
+        model = ws.read_checkpoint("model")
+        advice = retraining_advice(drift, list(model.gate_failures) if model else [])
+    advice = advice or {}
     reasons = list(advice.get("reasons") or ["no drift report yet: run the operations phase"])
     registry = Registry(ws.root)
     monitor = read_json(ws.artifact_dir("operations") / "monitor" / "latest.json")

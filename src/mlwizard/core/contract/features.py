@@ -1,7 +1,9 @@
 """Turn split tables into model inputs: the same preparation the generated service performs.
 
-Numerics become float32 with NaN for missing (ONNX needs float32); categoricals become strings
-with missing mapped to one explicit token (ONNX_NOTES: nulls inside string tensors misbehave).
+Numerics (and datetimes, as seconds since 1970) become float32 with NaN for missing (ONNX needs
+float32); categoricals become strings with missing mapped to one explicit token (ONNX_NOTES: nulls
+inside string tensors misbehave); free text is lowercased too (the graph's tokenizer then needs
+no locale).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlwizard.core.contract.schema import Schema
+from mlwizard.core.contract.schema import FLOAT_KINDS, Schema
 
 
 def feature_frame(table: pd.DataFrame, schema: Schema) -> pd.DataFrame:
@@ -17,12 +19,17 @@ def feature_frame(table: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     columns = {}
     for feature in schema.features:
         values = table[feature.name]
-        if feature.kind == "numeric":
-            columns[feature.input] = pd.to_numeric(values, errors="coerce").astype(np.float32)
+        if feature.kind in FLOAT_KINDS:
+            columns[feature.input] = _floats(values, feature.kind)
         else:
             as_text = values.astype(object).where(values.notna(), None)
+            lower = feature.kind == "text"
             columns[feature.input] = np.array(
-                [schema.missing_token if v is None else str(v) for v in as_text], dtype=object
+                [
+                    schema.missing_token if v is None else (str(v).lower() if lower else str(v))
+                    for v in as_text
+                ],
+                dtype=object,
             )
     return pd.DataFrame(columns, index=table.index)
 
@@ -35,3 +42,11 @@ def target_vector(table: pd.DataFrame, schema: Schema) -> np.ndarray:
     assert schema.classes is not None
     lookup = {label: index for index, label in enumerate(schema.classes)}
     return np.array([lookup[v] for v in values.tolist()], dtype=np.int64)
+
+
+def _floats(values: pd.Series, kind: str) -> pd.Series:
+    """float32; a datetime column (if it arrives as timestamps) as seconds since 1970."""
+    if kind == "datetime" and pd.api.types.is_datetime64_any_dtype(values):
+        seconds = values.astype("datetime64[ns]").astype("int64") / 1e9
+        return seconds.where(values.notna()).astype(np.float32)
+    return pd.to_numeric(values, errors="coerce").astype(np.float32)

@@ -14,7 +14,11 @@ from typing import Any, Literal
 
 from mlwizard.core.kernel import atomic
 
-FeatureKind = Literal["numeric", "categorical"]
+# numeric: float32; categorical: string; datetime: float32 seconds since 1970-01-01 UTC (the
+# graph derives its parts); text: free text, string (the graph derives its n-gram weights).
+# Older schema.json files hold the first two kinds only, and read as they always did.
+FeatureKind = Literal["numeric", "categorical", "datetime", "text"]
+FLOAT_KINDS = frozenset({"numeric", "datetime"})  # fed as float32 [N, 1]; the others as strings
 TaskKind = Literal["binary", "multiclass", "regression", "clustering", "anomaly"]
 UNSUPERVISED: tuple[TaskKind, ...] = ("clustering", "anomaly")  # no target to learn from
 MISSING_TOKEN = "__missing__"  # missing categoricals become this string in training and serving
@@ -43,6 +47,14 @@ class Schema:
     @property
     def categorical(self) -> list[Feature]:
         return [f for f in self.features if f.kind == "categorical"]
+
+    @property
+    def datetime(self) -> list[Feature]:
+        return [f for f in self.features if f.kind == "datetime"]
+
+    @property
+    def text(self) -> list[Feature]:
+        return [f for f in self.features if f.kind == "text"]
 
     def save(self, path: Path) -> Path:
         return atomic.write_json(path, asdict(self))

@@ -2,15 +2,16 @@
 
 A column's semantic type (numeric, categorical, boolean, datetime, text, identifier) is inferred
 from its DuckDB type, the profile and the audit scan, and can be overridden in `[data] types`.
-The model and the service understand only numeric and categorical features, so:
+The model and the service understand four feature kinds, so:
 
 - numeric -> numeric; categorical and boolean -> categorical (booleans as 'true'/'false');
 - text spelled like booleans (`Yes`/`No`, `Y`/`N`, `True`/`False`) is categorical: its values
   reach the model, the service and the predictions exactly as the source wrote them. Only a
   column typed BOOLEAN by its format (Parquet, JSON `true`) is boolean;
-- datetime, text and identifier -> not a feature by default (the audit says why); a column the
-  user keeps anyway becomes numeric (datetimes as seconds since 1970, numeric identifiers) or
-  categorical (text, string identifiers).
+- datetime -> datetime (seconds since 1970; the model's graph derives calendar parts) and text
+  -> text (the graph derives n-gram weights): see `engineered_kind`;
+- identifier -> not a feature by default (the audit says why); a column the user keeps anyway
+  becomes numeric (numeric identifiers) or categorical (string identifiers).
 """
 
 from __future__ import annotations
@@ -91,6 +92,15 @@ def default_kind(column_type: ColumnType) -> FeatureKind | None:
         return "numeric"
     if column_type in ("categorical", "boolean"):
         return "categorical"
+    return engineered_kind(column_type)
+
+
+def engineered_kind(column_type: ColumnType) -> FeatureKind | None:
+    """Datetime and free-text columns: features whose parts the model's graph derives."""
+    if column_type == "datetime":
+        return "datetime"
+    if column_type == "text":
+        return "text"
     return None
 
 
@@ -107,7 +117,7 @@ def kept_kind(column_type: ColumnType, duckdb_type: str) -> FeatureKind:
 def feature_expression(name: str, duckdb_type: str, column_type: ColumnType, kind: str) -> str:
     """SQL turning a source column into its feature value (DOUBLE or VARCHAR), aliased to it."""
     col = quote_ident(name)
-    if kind == "numeric":
+    if kind in ("numeric", "datetime"):  # datetimes as seconds since 1970
         expr = _numeric_expression(col, duckdb_type, column_type)
     elif column_type == "boolean":
         expr = _boolean_expression(col, duckdb_type)

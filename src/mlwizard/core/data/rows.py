@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from duckdb import DuckDBPyRelation
 
 
+STREAM_ROWS = 122_880  # rows per Arrow batch read from DuckDB (60 of its vectors)
 ROW_HASH = "__mlwizard_row_hash"  # hash(target, features) of each row, for split leakage
 
 
@@ -61,7 +62,9 @@ def read_rows(
             exprs.append(f"{sql.quote_ident(name)}::{cast} AS {sql.quote_ident(name)}")
     selected = relation.filter(condition).select(", ".join(exprs))
     hashed = ", ".join(sql.quote_ident(n) for n in [*([target] if target else []), *kinds])
-    table = selected.select(f"*, hash({hashed}) AS {sql.quote_ident(ROW_HASH)}").to_arrow_table()
+    with_hash = selected.select(f"*, hash({hashed}) AS {sql.quote_ident(ROW_HASH)}")
+    # Streamed in batches: DuckDB never holds the whole result beside its Arrow copy.
+    table = with_hash.to_arrow_reader(STREAM_ROWS).read_all()
     if config.split.strategy == "time" and table.column(split_column).null_count:
         raise BadInputError(
             f"[split] time_column '{split_column}': {table.column(split_column).null_count} rows "

@@ -209,7 +209,7 @@ def _score(
     values: dict[str, Any] = {}
     for index, feature in enumerate(schema.features):
         column = batch.column(n_original + index)
-        if feature.kind == "numeric":
+        if feature.kind in ("numeric", "datetime"):  # datetimes arrive as seconds (SQL)
             values[feature.name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
         else:
             values[feature.name] = column.to_pylist()

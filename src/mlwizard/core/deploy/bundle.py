@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from mlwizard.core.deploy import alerts, dashboard, requirements
-from mlwizard.core.deploy.modeldir import MODEL_FILES, now
+from mlwizard.core.deploy.modeldir import MODEL_FILES
 from mlwizard.core.deploy.parity import SERVING_RUNTIME
 from mlwizard.core.kernel import atomic, templates
 from mlwizard.core.kernel.config import Config
 from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.core.kernel.workspace import Workspace
 
 SERVICE_TEMPLATES = "service"
@@ -214,7 +215,7 @@ def template_values(config: Config, champion: Path, has_challenger: bool) -> dic
         "features": [{**f, "send_as": _send_as(f["kind"], f["type"])} for f in features],
         "classes": [str(c) for c in schema.get("classes") or []],
         "metadata": metadata,
-        "created_at": now(),
+        "created_at": timestamp(),
         "example": _shell_quoted({"rows": example_rows}),
         "example_json": json.dumps({"rows": example_rows}, indent=2),
         "example_response": json.dumps(_example_response(metadata, samples), indent=2),
@@ -233,6 +234,8 @@ def _example_response(metadata: dict[str, Any], samples: dict[str, Any]) -> dict
 
 def _send_as(kind: str, column_type: str) -> str:
     """How a client writes a feature's value: the value the model saw, not the raw column's."""
+    if kind == "datetime":
+        return 'number: seconds since 1970-01-01 UTC, or a string "2024-05-01T13:45:00"'
     if kind == "numeric":
         return "number: seconds since 1970-01-01 UTC" if column_type == "datetime" else "number"
     return '"true" or "false"' if column_type == "boolean" else "string"

@@ -47,7 +47,9 @@ def domain(train_path: Path, schema: Schema) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for feature in schema.features:
         column = table.column(feature.name)
-        if feature.kind == "numeric":
+        if feature.kind in ("datetime", "text"):  # future dates and new words are expected
+            result[feature.name] = {}
+        elif feature.kind == "numeric":
             numbers = pc.cast(column, pa.float64(), safe=False) if not _numeric(column) else column
             numbers = pc.drop_null(numbers)
             finite = pc.filter(numbers, pc.is_finite(numbers)) if len(numbers) else numbers
@@ -94,12 +96,14 @@ def metadata(ctx: PhaseContext, schema: Schema, threshold: float | None) -> dict
             "validation": (scores.get("validation") or {}).get(best),
             "baseline_validation": scores.get("baseline"),
         },
+        # Which rows the served model was fitted on, and which model the test score is of.
+        "training": scores.get("training"),
         "success_threshold": ctx.config.discovery.success_threshold,
         "decision_threshold": threshold,
         "excluded": schema.excluded,
         "sensitive_columns": sensitive_columns([f.name for f in schema.features]),
         "parity": None,  # filled in once checked
-        "created_at": now(),
+        "created_at": timestamp(),
         "versions": {
             "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__,
@@ -155,7 +159,3 @@ def model_card_extras(ctx: PhaseContext) -> dict[str, Any]:
         "worst_slices": analysis.get("worst_slices") or [],
         "importance": analysis.get("permutation_importance") or {},
     }
-
-
-def now() -> str:
-    return timestamp()

@@ -10,9 +10,10 @@ with costs given, what is at stake (`value.py`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from mlwizard.core import sql
+from mlwizard.core.contract.schema import TaskKind
 from mlwizard.core.contract.tasks import (
     MIN_TARGET_ROWS,
     UNSUPERVISED_CANDIDATES,
@@ -55,7 +56,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     requested = config.discovery.metric
     if task == "anomaly" and not target:
         requested = "none"  # nothing to evaluate against: the choice follows a fixed preference
-    metric, direction = choose_metric(task, requested)  # type: ignore[arg-type]
+    metric, direction = choose_metric(task_kind(task), requested)
     threshold = config.discovery.success_threshold
     criterion = _criterion(metric, direction, threshold)
 
@@ -213,3 +214,11 @@ def _summary(m: dict[str, Any]) -> str:
         f"({m['reachable']['verdict']}); model phase expected to take about "
         f"{estimate['model_phase_s']:g}s and {estimate['peak_memory_mb']} MB"
     )
+
+
+def task_kind(task: str) -> TaskKind:
+    """`task` as the contract's kind; config values were checked when the config was read."""
+    kinds: tuple[TaskKind, ...] = get_args(TaskKind)
+    if task not in kinds:
+        raise BadInputError(f"[discovery] task = '{task}' is not one of {', '.join(kinds)}")
+    return next(k for k in kinds if k == task)

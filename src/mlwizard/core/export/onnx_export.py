@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
-from mlwizard.core.contract.schema import Schema
+from mlwizard.core.contract.schema import FLOAT_KINDS, Schema
 from mlwizard.core.export import trees
 from mlwizard.core.kernel.errors import MlwizardError
 
@@ -42,8 +42,10 @@ def initial_types(schema: Schema) -> list[tuple[str, Any]]:
     """One ONNX input per feature, in schema order."""
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    kinds = {"numeric": FloatTensorType, "categorical": StringTensorType}
-    return [(f.input, kinds[f.kind]([None, 1])) for f in schema.features]
+    return [
+        (f.input, (FloatTensorType if f.kind in FLOAT_KINDS else StringTensorType)([None, 1]))
+        for f in schema.features
+    ]
 
 
 def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) -> bytes:
@@ -54,24 +56,28 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
     """
     from skl2onnx import convert_sklearn
 
-    from mlwizard.core.export import catboost_onnx
+    from mlwizard.core.export import catboost_onnx, features_graph
 
     trees.align_thresholds(pipeline)  # in place; predictions on float32 inputs unchanged
     if catboost_onnx.contains_catboost(pipeline):
         catboost_onnx.register()
+    features_graph.register()
     classifier = is_classifier(pipeline)
     if classifier:
         _check_classes(pipeline, schema)
     options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if classifier else None
+    skewed = isinstance(pipeline, features_graph.SkewedTarget)
     try:
         model = convert_sklearn(
-            pipeline,
+            pipeline.plain() if skewed else pipeline,
             initial_types=initial_types(schema),
             target_opset=TARGET_OPSET,
             options=options,
         )
     except Exception as exc:  # converters raise anything from KeyError to RuntimeError
         raise ExportError(_conversion_reason(exc)) from exc
+    if skewed:  # the log-scale prediction mapped back, inside the graph
+        model = features_graph.append_inverse(model)
     data = _normalised(model)
     expected = CLASSIFIER_OUTPUTS if classifier else REGRESSOR_OUTPUTS
     try:
@@ -119,7 +125,7 @@ def onnx_feed(frame: pd.DataFrame, schema: Schema) -> dict[str, np.ndarray]:
     feed: dict[str, np.ndarray] = {}
     for feature in schema.features:
         column = frame[feature.input]
-        if feature.kind == "numeric":
+        if feature.kind in FLOAT_KINDS:
             values = column.to_numpy(dtype=np.float32, na_value=np.nan)
         else:
             values = column.astype(object).where(column.notna(), schema.missing_token)

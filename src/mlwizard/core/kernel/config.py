@@ -83,6 +83,10 @@ class ModelSection:
         "catboost",
         "extra_trees",
     )
+    # After the choice, refit the deployed model on every labelled row (train + validation +
+    # test); the test score stays the one of the model refitted on train + validation. False:
+    # deploy the train + validation model, the one the test score belongs to.
+    refit_full: bool = True
     # Execution settings: they change how long and where training runs, not what a model is, so
     # they are left out of the phase's input hash (see `Config.section_hash`).
     time_budget: float = 300.0

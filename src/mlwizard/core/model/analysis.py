@@ -92,7 +92,9 @@ def worst_slices(
 def _slices(column: pd.Series, kind: str) -> list[tuple[str, np.ndarray]]:
     missing = column.isna().to_numpy()
     out: list[tuple[str, np.ndarray]] = []
-    if kind == "numeric":
+    if kind == "text":  # free text has no slices worth naming
+        return []
+    if kind in ("numeric", "datetime"):
         values = pd.to_numeric(column, errors="coerce").astype("float64")
         present = values.dropna()
         if present.nunique() > 1:

@@ -16,6 +16,10 @@ RESERVE_SHARE = 0.03
 RESERVE_PER_ROW_S = 4e-6  # validation + test rows, predicted a few times
 RESERVE_PER_RUN_S = 0.1  # one experiment-store row per candidate
 RESERVE_MAX_SHARE = 0.3
+# The refits after the choice (train + validation for the test score, every labelled row for the
+# deployed model): a share of the budget kept from the search. Each refit checks the clock.
+REFIT_SHARE = 0.2
+REFIT_TEST_ONLY_SHARE = 0.1  # `[model] refit_full = false`: one refit, train + validation
 
 
 def finish_reserve(seconds: float, rows: int, candidates: int) -> float:
@@ -26,6 +30,10 @@ def finish_reserve(seconds: float, rows: int, candidates: int) -> float:
         + RESERVE_PER_RUN_S * candidates
     )
     return min(estimate, RESERVE_MAX_SHARE * seconds)
+
+
+def refit_reserve(seconds: float, refit_full: bool) -> float:
+    return (REFIT_SHARE if refit_full else REFIT_TEST_ONLY_SHARE) * seconds
 
 
 @dataclass

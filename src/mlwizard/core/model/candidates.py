@@ -9,13 +9,12 @@ converts with parity (shared/ONNX_NOTES.md):
   the converter);
 - forests get imputed numerics (the converter ignores scikit-learn's NaN routing in trees);
 - CatBoost gets ordinal-encoded categoricals (its ONNX export refuses categorical features);
-- linear models get imputed, scaled numerics and one-hot categoricals.
+- linear models and the MLP get imputed, scaled numerics and one-hot categoricals.
 Unseen categories map to -1 (ordinal) or all zeros (one-hot).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.model import spaces
 
 if TYPE_CHECKING:  # scikit-learn loads inside the builders: the parent plans without it
     from sklearn.compose import ColumnTransformer
@@ -46,17 +46,34 @@ class Family:
     trials: int  # configurations tried by the search, the defaults first; 0: no CV either
     weight: float  # relative share of the workers' time
     booster: str = ""  # "hgb" | "catboost": early stopping on an inner holdout, refit on CV rounds
+    # Classifiers on imbalanced classes: this model parameter and the balanced values to search.
+    balance: tuple[str, tuple[Any, ...]] | None = None
 
 
 def _columns(schema: Schema, numeric: Any, categorical: Any) -> ColumnTransformer:
-    """Route numeric and categorical inputs; a kind with no columns gets no transformer."""
-    from sklearn.compose import ColumnTransformer
+    """Route numeric and categorical inputs; a kind with no columns gets no transformer.
 
-    parts = []
+    Datetimes become calendar parts, then go the numerics' way; each free-text column becomes
+    bounded TF-IDF weights (both inside the graph: `export.features_graph`).
+    """
+    from sklearn.base import clone
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    from mlwizard.core.export.features_graph import DateParts, text_vectorizer
+
+    parts: list[tuple[str, Any, Any]] = []
     if schema.numeric:
         parts.append(("numeric", numeric, [f.input for f in schema.numeric]))
     if schema.categorical:
         parts.append(("categorical", categorical, [f.input for f in schema.categorical]))
+    if schema.datetime:
+        after = (
+            DateParts() if numeric == "passthrough" else make_pipeline(DateParts(), clone(numeric))
+        )
+        parts.append(("datetime", after, [f.input for f in schema.datetime]))
+    for index, feature in enumerate(schema.text):  # one column name, not a list: 1-D text
+        parts.append((f"text{index}", text_vectorizer(), feature.input))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 
@@ -64,15 +81,6 @@ def _ordinal() -> Any:
     from sklearn.preprocessing import OrdinalEncoder
 
     return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float32)
-
-
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
-    return float(round(math.exp(rng.uniform(math.log(low), math.log(high))), 6))
-
-
-def _pick(rng: np.random.Generator, values: list[Any]) -> Any:
-    value = values[int(rng.integers(len(values)))]
-    return value.item() if isinstance(value, np.generic) else value
 
 
 # -- builders -------------------------------------------------------------------------------------
@@ -104,6 +112,33 @@ def linear(schema: Schema, seed: int, threads: int) -> Pipeline:
         model: Any = Ridge(alpha=1.0, random_state=seed)
     else:
         model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    return Pipeline([("columns", columns), ("model", model)])
+
+
+def mlp(schema: Schema, seed: int, threads: int) -> Pipeline:
+    """A small neural network behind the linear model's scaling and one-hot encoding."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    columns = _columns(
+        schema,
+        make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+        OneHotEncoder(handle_unknown="ignore"),
+    )
+    kind: Any = MLPRegressor if schema.task == "regression" else MLPClassifier
+    # Early stopping on an inner 10% holdout bounds the epochs (and the time) by itself.
+    model = kind(
+        hidden_layer_sizes=(64, 32),
+        alpha=1e-4,
+        learning_rate_init=1e-3,
+        batch_size=256,
+        max_iter=200,
+        early_stopping=True,
+        n_iter_no_change=10,
+        random_state=seed,
+    )
     return Pipeline([("columns", columns), ("model", model)])
 
 
@@ -176,56 +211,67 @@ def catboost(schema: Schema, seed: int, threads: int) -> Pipeline:
     return Pipeline([("columns", columns), ("model", model)])
 
 
-# -- search spaces --------------------------------------------------------------------------------
-
-
-def _linear_space(rng: np.random.Generator, task: str) -> Params:
-    if task == "regression":
-        return {"alpha": _log_uniform(rng, 1e-3, 1e3)}
-    return {"C": _log_uniform(rng, 1e-3, 1e2)}
-
-
-def _forest_space(rng: np.random.Generator, task: str) -> Params:
-    return {
-        "max_features": _pick(rng, ["sqrt", 0.3, 0.6, 1.0]),
-        "min_samples_leaf": _pick(rng, [1, 2, 4, 8, 16]),
-        "max_depth": _pick(rng, [None, 12, 24]),
-    }
-
-
-def _hgb_space(rng: np.random.Generator, task: str) -> Params:
-    return {
-        "learning_rate": _log_uniform(rng, 0.02, 0.3),
-        "max_leaf_nodes": _pick(rng, [15, 31, 63, 127]),
-        "min_samples_leaf": _pick(rng, [5, 10, 20, 40, 80]),
-        "l2_regularization": _pick(rng, [0.0, 0.01, 0.1, 1.0, 10.0]),
-        "max_features": _pick(rng, [1.0, 0.8, 0.5]),
-    }
-
-
-def _catboost_space(rng: np.random.Generator, task: str) -> Params:
-    return {
-        "depth": _pick(rng, [4, 5, 6, 7, 8]),
-        "learning_rate": _log_uniform(rng, 0.02, 0.25),
-        "l2_leaf_reg": _log_uniform(rng, 1.0, 20.0),
-        "random_strength": _pick(rng, [0.5, 1.0, 2.0]),
-    }
-
-
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family("dummy", dummy, None, trials=0, weight=0.02),
-        Family("linear", linear, _linear_space, trials=8, weight=0.3),
-        Family("hist_gradient_boosting", hist_gradient_boosting, _hgb_space, 16, 1.0, "hgb"),
-        Family("random_forest", random_forest, _forest_space, trials=8, weight=0.8),
-        Family("catboost", catboost, _catboost_space, trials=10, weight=1.2, booster="catboost"),
-        Family("extra_trees", extra_trees, _forest_space, trials=8, weight=0.6),
+        Family(
+            "linear",
+            linear,
+            spaces.linear_space,
+            8,
+            0.3,
+            balance=("class_weight", (None, "balanced")),
+        ),
+        Family(
+            "hist_gradient_boosting",
+            hist_gradient_boosting,
+            spaces.hgb_space,
+            16,
+            1.0,
+            "hgb",
+            balance=("class_weight", (None, "balanced")),
+        ),
+        Family(
+            "random_forest",
+            random_forest,
+            spaces.forest_space,
+            8,
+            0.8,
+            balance=("class_weight", (None, "balanced", "balanced_subsample")),
+        ),
+        Family(
+            "catboost",
+            catboost,
+            spaces.catboost_space,
+            10,
+            1.2,
+            "catboost",
+            balance=("auto_class_weights", (None, "Balanced", "SqrtBalanced")),
+        ),
+        Family(
+            "extra_trees",
+            extra_trees,
+            spaces.forest_space,
+            8,
+            0.6,
+            balance=("class_weight", (None, "balanced", "balanced_subsample")),
+        ),
+        Family("mlp", mlp, spaces.mlp_space, trials=6, weight=0.5),
     )
 }
 # Start order: cheap and strong first, so a short budget still ends with good finished runs.
 START_ORDER = tuple(FAMILIES)
-DEFAULT_CANDIDATES = tuple(FAMILIES)
+# The MLP is available ([model] candidates) but not a default: on tables it rarely beats the
+# boosters, and on a short budget its share is better spent on them.
+DEFAULT_CANDIDATES = tuple(n for n in FAMILIES if n != "mlp")
+# A classification task is imbalanced (balanced variants join the search) when its smallest
+# class has under this share of the largest one's rows.
+IMBALANCE_RATIO = 1 / 3
+# A search parameter that is not the model's: "log" fits a regression on a signed log target.
+TARGET_PARAM = "target_scale"
+SKEW = 1.0  # |sample skewness| of a regression target above which a log scale is searched
+SKEW_MIN_ROWS = 50
 
 
 def check_names(names: tuple[str, ...] | list[str]) -> None:
@@ -252,8 +298,14 @@ def build(
     """
     check_names([name])
     pipeline = FAMILIES[name].build(schema, seed, threads)
+    params = dict(params or {})
+    target = params.pop(TARGET_PARAM, None)
     if params:
         pipeline.set_params(**{f"model__{key}": value for key, value in params.items()})
+    if target == "log" and schema.task == "regression":
+        from mlwizard.core.export.features_graph import SkewedTarget
+
+        pipeline = SkewedTarget(pipeline.steps)
     if name in FORESTS and rows:
         model = pipeline.steps[-1][1]
         floor = max(1, rows // MAX_FOREST_LEAVES)
@@ -262,23 +314,54 @@ def build(
     return pipeline
 
 
-def sample_params(name: str, task: str, seed: int, trials: int) -> list[Params]:
+def sample_params(
+    name: str, task: str, seed: int, trials: int, imbalanced: bool = False, skewed: bool = False
+) -> list[Params]:
     """The configurations a search tries, in order: the defaults, then seeded random draws.
 
-    Seeded per family, so the same seed gives the same configurations whatever else runs.
+    Seeded per family, so the same seed gives the same configurations whatever else runs. On an
+    `imbalanced` classification task the defaults with the first balanced class weighting come
+    second, and every random draw also draws a class weighting. On a `skewed` regression target
+    the defaults on a log scale (`TARGET_PARAM`) come next, and every draw also draws the scale.
     """
     family = FAMILIES[name]
     if family.space is None or trials <= 0:
         return [{}]
     rng = np.random.default_rng([seed, sum(name.encode())])
     configs: list[Params] = [{}]
+    balance = family.balance if imbalanced and task != "regression" else None
+    if balance is not None and trials > 1:
+        configs.append({balance[0]: balance[1][1]})
+    log_scale = skewed and task == "regression" and name != BASELINE
+    if log_scale and len(configs) < trials:
+        configs.append({TARGET_PARAM: "log"})
     attempts = 0
     while len(configs) < trials and attempts < trials * 20:
         attempts += 1
         params = family.space(rng, task)
+        if balance is not None:
+            params[balance[0]] = spaces.pick(rng, list(balance[1]))
+        if log_scale and rng.random() < 0.5:
+            params[TARGET_PARAM] = "log"
         if params not in configs:
             configs.append(params)
     return configs
+
+
+def skewed(y: np.ndarray) -> bool:
+    """A long-tailed regression target: |sample skewness| above `SKEW`."""
+    values = np.asarray(y, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    spread = float(np.std(values)) if len(values) else 0.0
+    if len(values) < SKEW_MIN_ROWS or spread == 0.0:
+        return False
+    return abs(float(np.mean((values - values.mean()) ** 3)) / spread**3) > SKEW
+
+
+def imbalanced(class_balance: dict[str, float] | None) -> bool:
+    """Whether the smallest class share is under `IMBALANCE_RATIO` of the largest."""
+    shares = [float(v) for v in (class_balance or {}).values()]
+    return len(shares) > 1 and min(shares) < IMBALANCE_RATIO * max(shares)
 
 
 def describe(pipeline: Pipeline) -> dict[str, Any]:

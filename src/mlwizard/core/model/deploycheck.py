@@ -1,4 +1,4 @@
-"""Which run the model phase keeps: the best deployable one on validation whose export also holds
+"""Which run the model phase keeps: the best deployable one (`choice`) whose export also holds
 on the test split's features, falling back to the next one if it does not; and the gate.
 
 Checking the export on test features reads no labels, so it does not leak the test split into
@@ -19,6 +19,7 @@ from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.export.parity import check_parity
 from mlwizard.core.model.candidates import BASELINE
+from mlwizard.core.model.choice import rank_score
 from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.leaderboard import fmt
 from mlwizard.core.model.metrics import is_better, reaches
@@ -29,11 +30,16 @@ MIN_TEST_ROWS_PER_CLASS = 5
 
 
 def ranked(deployable: list[RunResult], direction: Direction) -> list[RunResult]:
-    """Best validation score first; ties keep the configured order; undefined scores last."""
+    """Best first as `choice` ranks them (CV folds and validation pooled); ties keep the
+    configured order; undefined scores last."""
     order: list[RunResult] = []
     for run in deployable:
         at = next(
-            (i for i, other in enumerate(order) if is_better(run.score, other.score, direction)),
+            (
+                i
+                for i, other in enumerate(order)
+                if is_better(rank_score(run), rank_score(other), direction)
+            ),
             len(order),
         )
         order.insert(at, run)

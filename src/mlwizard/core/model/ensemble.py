@@ -1,9 +1,14 @@
-"""A soft-voting ensemble of the best deployable runs, exported as one ONNX graph.
+"""A soft-voting or weighted ensemble of the best deployable runs, exported as one ONNX graph.
 
 Built from the fitted pipelines as they are (no refit): the members' class probabilities (or
-values) are averaged. It is kept only if it beats the best single run on validation and its
-export reproduces it; otherwise the best single run stays. It is tried only when the clock allows
-its export, estimated from what the members' own exports took.
+values) are averaged, with equal weights or with weights found by greedy ensemble selection
+(Caruana et al. 2004) on validation predictions. The weights are kept only if they beat equal
+weights when cross-fitted (found on one half of the validation rows, scored on the other, and
+the other way round), so that choosing them on the rows that judge them does not flatter them.
+The ensemble is kept only if it beats the best single run on validation and its export
+reproduces it; otherwise the best single run stays. It is tried only when the clock allows its
+export, estimated from what the members' own exports took. After the choice, `refit` refits
+the members and rebuilds the ensemble with the same weights (`assemble`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from mlwizard.core.export.parity import check_export
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.model import fitting
+from mlwizard.core.model.choice import rank_score
 from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.metrics import evaluate, is_better
 
@@ -33,12 +39,13 @@ NAME = "ensemble"
 MAX_MEMBERS = 3
 SKL2ONNX_IMPORT_S = 2.0  # first conversion in this process loads skl2onnx
 SAFETY = 1.5
+SELECTION_STEPS = 12  # greedy selection rounds: weights are multiples of 1/12
 
 
 def members(deployable: list[RunResult], direction: Direction) -> list[RunResult]:
-    """The best deployable runs with a defined score, best first."""
-    scored = [r for r in deployable if r.score is not None]
-    scored.sort(key=lambda r: r.score or 0.0, reverse=direction == "maximize")
+    """The best deployable runs with a defined score, best first (as `choice` ranks them)."""
+    scored = [r for r in deployable if rank_score(r) is not None]
+    scored.sort(key=lambda r: rank_score(r) or 0.0, reverse=direction == "maximize")
     return scored[:MAX_MEMBERS]
 
 
@@ -48,20 +55,31 @@ def expected_seconds(chosen: list[RunResult]) -> float:
     return SAFETY * exports + loading
 
 
-def build(chosen: list[RunResult], schema: Schema) -> Pipeline:
+def build(chosen: list[RunResult], schema: Schema, weights: list[float] | None = None) -> Pipeline:
     """A fitted soft-voting model over the members' fitted pipelines, as a one-step pipeline."""
-    return from_pipelines([(r.candidate, joblib.load(r.joblib_path)) for r in chosen], schema)
+    fitted = [(r.candidate, joblib.load(r.joblib_path)) for r in chosen]
+    return assemble(fitted, schema, weights)
 
 
-def from_pipelines(fitted: list[tuple[str, Any]], schema: Schema) -> Pipeline:
-    """The soft-voting model over named fitted pipelines, as a one-step pipeline."""
+def from_pipelines(
+    fitted: list[tuple[str, Pipeline]], schema: Schema, weights: list[float] | None = None
+) -> Pipeline:
+    """The voting model over named fitted pipelines (`reproduce`): `assemble`."""
+    return assemble(fitted, schema, weights)
+
+
+def assemble(
+    fitted: list[tuple[str, Pipeline]], schema: Schema, weights: list[float] | None = None
+) -> Pipeline:
+    """The voting pipeline over already fitted members (`weights`: None for equal ones)."""
     from sklearn.ensemble import VotingClassifier, VotingRegressor
 
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)  # skl2onnx: an array
     if schema.task == "regression":
-        model: Any = VotingRegressor(fitted)
+        model: Any = VotingRegressor(fitted, weights=w)
     else:
         # flatten_transform=False: the only setting skl2onnx converts.
-        model = VotingClassifier(fitted, voting="soft", flatten_transform=False)
+        model = VotingClassifier(fitted, voting="soft", weights=w, flatten_transform=False)
         model.le_ = LabelEncoder().fit(np.arange(len(schema.classes or [])))
         model.classes_ = model.le_.classes_
     model.estimators_ = [pipeline for _, pipeline in fitted]
@@ -83,14 +101,22 @@ def attempt(
     """The ensemble as a run result if it is kept, else None; and what happened, in words."""
     start = time.perf_counter()
     names = [r.candidate for r in chosen]
-    pipeline = build(chosen, schema)
     n_classes = len(schema.classes or [])
-    validation = evaluate(
-        schema.task, y_valid, fitting.predict(pipeline, x_valid, n_classes), n_classes
-    )
+    fitted = [(r.candidate, joblib.load(r.joblib_path)) for r in chosen]
+    predictions = [fitting.predict(p, x_valid, n_classes) for _, p in fitted]
+    weights, how = choose_weights(predictions, y_valid, schema.task, n_classes, metric, direction)
+    if weights is not None:  # members the selection never picked are left out
+        kept = [index for index, w in enumerate(weights) if w > 0]
+        chosen, fitted = [chosen[i] for i in kept], [fitted[i] for i in kept]
+        predictions, weights = [predictions[i] for i in kept], [weights[i] for i in kept]
+        names = [r.candidate for r in chosen]
+        if len(kept) < 2:
+            return None, f"weighted selection among the best runs kept {names[0]} alone"
+    pipeline = assemble(fitted, schema, weights)
+    validation = evaluate(schema.task, y_valid, _blend(predictions, weights), n_classes)
     score = validation.get(metric)
     what = (
-        f"ensemble of {', '.join(names)}: validation {metric} {score:.4g}"
+        f"{how} ensemble of {', '.join(names)}: validation {metric} {score:.4g}"
         if score is not None
         else ""
     )
@@ -111,7 +137,12 @@ def attempt(
         NAME,
         "done",
         deployable=True,
-        params={"estimator": type(pipeline[-1]).__name__, "voting": "soft", "members": names},
+        params={
+            "estimator": type(pipeline[-1]).__name__,
+            "voting": how,
+            "members": names,
+            "weights": None if weights is None else [round(w, 6) for w in weights],
+        },
         validation=validation,
         parity=parity.to_dict(),
         onnx=str(onnx_path),
@@ -120,3 +151,64 @@ def attempt(
         duration_s=round(time.perf_counter() - start, 3),
     )
     return result, f"{what}, better than {best.candidate} alone ({best.score:.4g}): kept"
+
+
+def choose_weights(
+    predictions: list[np.ndarray],
+    y: np.ndarray,
+    task: str,
+    n_classes: int,
+    metric: str,
+    direction: Direction,
+) -> tuple[list[float] | None, str]:
+    """(weights or None for equal ones, "weighted" | "soft-voting"): greedy selection's weights
+    when, cross-fitted on two halves of the rows, they beat equal weights on both halves' union."""
+    rows = len(y)
+    if rows < 40 or len(predictions) < 2:
+        return None, "soft-voting"
+    order = np.random.default_rng(0).permutation(rows)
+    halves = (order[: rows // 2], order[rows // 2 :])
+    crossed = np.zeros_like(predictions[0])
+    for fit_rows, score_rows in (halves, halves[::-1]):
+        w = _greedy(
+            [p[fit_rows] for p in predictions], y[fit_rows], task, n_classes, metric, direction
+        )
+        crossed[score_rows] = _blend([p[score_rows] for p in predictions], w)
+    equal = _score(_blend(predictions, None), y, task, n_classes, metric)
+    if not is_better(_score(crossed, y, task, n_classes, metric), equal, direction):
+        return None, "soft-voting"
+    weights = _greedy(predictions, y, task, n_classes, metric, direction)
+    if len(set(weights)) == 1:
+        return None, "soft-voting"
+    return weights, "weighted"
+
+
+def _greedy(
+    predictions: list[np.ndarray],
+    y: np.ndarray,
+    task: str,
+    n_classes: int,
+    metric: str,
+    direction: Direction,
+) -> list[float]:
+    """Greedy ensemble selection with replacement: weights that sum to 1."""
+    counts = [0] * len(predictions)
+    total = np.zeros_like(predictions[0])
+    for step in range(1, SELECTION_STEPS + 1):
+        best, best_score = 0, None
+        for index, p in enumerate(predictions):
+            score = _score((total + p) / step, y, task, n_classes, metric)
+            if best_score is None or is_better(score, best_score, direction):
+                best, best_score = index, score
+        counts[best] += 1
+        total = total + predictions[best]
+    return [c / SELECTION_STEPS for c in counts]
+
+
+def _blend(predictions: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
+    w = np.full(len(predictions), 1 / len(predictions)) if weights is None else np.asarray(weights)
+    return np.asarray(sum(wi * p for wi, p in zip(w, predictions, strict=True)))
+
+
+def _score(prediction: np.ndarray, y: np.ndarray, task: str, n_classes: int, metric: str) -> Any:
+    return evaluate(task, y, prediction, n_classes).get(metric)

@@ -13,58 +13,49 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from mlwizard.core.contract.features import feature_frame, target_vector
-from mlwizard.core.contract.schema import Schema
-from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.discovery import feasibility, value
-from mlwizard.core.export.onnx_export import make_session, predict_onnx
+from mlwizard.core.export.onnx_export import make_session
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import QualityGateError
-from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.model import (
     analysis,
+    choice,
     deploycheck,
     ensemble,
-    fitting,
+    hypotheses,
     manifest,
+    refit,
     report,
-    threshold,
 )
-from mlwizard.core.model.budget import Budget
 from mlwizard.core.model.candidates import BASELINE
+from mlwizard.core.model.finishing import (
+    Inputs,
+    audit_path,
+    class_counts,
+    decision_rule,
+    error_analysis,
+    onnx_prediction,
+    test_words,
+)
 from mlwizard.core.model.insurance import nothing_deployable, nothing_finished
 from mlwizard.core.model.jobs import RunResult
-from mlwizard.core.model.leaderboard import RunLog, leaderboard, left_out, summary, why_best
-from mlwizard.core.model.metrics import Scores, details, evaluate
+from mlwizard.core.model.leaderboard import leaderboard, left_out, summary, why_best
+from mlwizard.core.model.metrics import details, evaluate
 
-END_MARGIN_S = 0.5  # also covers the runner writing the checkpoint after the phase returns
-END_MARGIN_SHARE = 0.015
+__all__ = ["Inputs", "finish"]
+
 ENSEMBLE_AFTER_S = 0.5
 ENSEMBLE_AFTER_SHARE = 0.5  # of the budget's reserve
-
-
-@dataclass
-class Inputs:
-    schema: Schema
-    paths: dict[str, Path]
-    metric: str
-    direction: Direction
-    seed: int
-    budget: Budget
-    workers: int
-    threads: int
-    log: RunLog
-    ordered: list[RunResult]
-    split: dict[str, str] = field(default_factory=dict)
+REFIT_AFTER_S = 1.0  # kept after the refits: the test evaluation, error analysis, artifacts
+REFIT_AFTER_SHARE = 0.05
 
 
 def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
@@ -78,6 +69,8 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     # its labels are scored once, at the end, for the chosen model only.
     test_table = pd.read_parquet(i.paths["test"])
     x_test = feature_frame(test_table, schema)
+    # Ranked as `choice` ranks them (CV folds and validation pooled); the first whose export
+    # holds on the test features is kept, the others are fallbacks.
     ranked = deploycheck.ranked([r for r in finished if r.deployable], i.direction)
     best = deploycheck.first_that_deploys(ranked, schema, x_test, ctx.message)
     deployable = [r for r in ranked if r.deployable]
@@ -103,37 +96,48 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         ctx.artifact("leaderboard.json"),
         leaderboard(i.ordered, i.metric, i.direction, best, baseline, ctx),
     )
-    outputs = {
-        "onnx": atomic.write_bytes(ctx.artifact("model.onnx"), best.onnx_path.read_bytes()),
-        "pipeline": atomic.write_bytes(ctx.artifact("model.joblib"), best.joblib_path.read_bytes()),
-        "leaderboard": board,
-    }
+    outputs: dict[str, Path] = {"leaderboard": board}
     ctx.message(
-        why_best(best, deployable, i.metric, i.direction, baseline), candidate=best.candidate
+        why_best(best, deployable, i.metric, i.direction, baseline)
+        + f" (chosen by {choice.how_chosen(best, i.metric)})",
+        candidate=best.candidate,
     )
 
-    session = make_session(outputs["onnx"], threads=max(1, i.workers * i.threads))
-    valid_pred = _onnx_prediction(session, x_valid, schema)
+    threads = max(1, i.workers * i.threads)
+    session = make_session(best.onnx_path, threads=threads)
+    valid_pred = onnx_prediction(session, x_valid, schema)
 
     decision = None
     if schema.task == "binary":
-        decision = _decision(ctx, schema, y_valid, valid_pred, i.metric)
+        decision = decision_rule(ctx, schema, y_valid, valid_pred, i.metric)
         outputs["decision"] = atomic.write_json(ctx.artifact("decision.json"), decision)
     cut = decision["threshold"] if decision else None
 
     y_test = target_vector(test_table, schema)
-    test_pred = _onnx_prediction(session, x_test, schema)
+    # The chosen run's own model on the test rows: what the manifest's recipe rebuilds.
+    run_test_pred = onnx_prediction(session, x_test, schema)
+    # The refits (train + validation, every row), each checked on validation and test features.
+    refits = refit.in_phase(
+        ctx,
+        best,
+        deployable,
+        i.schema,
+        {"train": pd.read_parquet(i.paths["train"]), "valid": valid, "test": test_table},
+        deadline=i.budget.end - max(REFIT_AFTER_S, REFIT_AFTER_SHARE * i.budget.seconds),
+    )
+    test_pred = run_test_pred
+    if refits.test is not None:
+        test_pred = onnx_prediction(make_session(refits.test.onnx, threads=threads), x_test, schema)
+    outputs.update(refit.write_model(ctx, best, refits.deployed or refits.test))
+    training = refits.describe(ctx.config.model.refit_full)
     test = evaluate(schema.task, y_test, test_pred, n_classes, cut)
-    ctx.message(_test_words(test, i.metric, schema.task, cut), candidate=best.candidate, test=test)
+    ctx.message(test_words(test, i.metric, schema.task, cut), candidate=best.candidate, test=test)
     roi = value.model_roi(ctx.config.discovery, schema.task, y_test, test_pred, cut)  # ROI
     if roi is not None:
         ctx.message(value.words(roi), value=roi)
-    i.log.store.record_choice(
-        i.log.phase_run_id, best.candidate, metric=i.metric, direction=i.direction, test=test
-    )
 
-    warnings = analysis.too_good(best.validation, i.metric, _audit_path(ctx))
-    small = deploycheck.small_test_warning(len(y_test), _class_counts(y_test, schema), i.metric)
+    warnings = analysis.too_good(best.validation, i.metric, audit_path(ctx))
+    small = deploycheck.small_test_warning(len(y_test), class_counts(y_test, schema), i.metric)
     if small:
         warnings.append(small)
     for warning in warnings:
@@ -145,7 +149,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         ctx.message(f"reused {len(reused)} finished run(s) without retraining: {', '.join(reused)}")
 
     valid_scores = evaluate(schema.task, y_valid, valid_pred, n_classes, cut)
-    evaluation = {
+    evaluation: dict[str, Any] = {
         "model": best.candidate,
         "metric": i.metric,
         "threshold": decision,
@@ -154,15 +158,21 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
             "scores": valid_scores,
             **details(schema.task, y_valid, valid_pred, n_classes, cut, schema.classes),
         },
+        "training": training,
         "test": {
             "rows": len(y_test),
+            "model_fit_on": training["test_model_fit_on"],
             "scores": test,
             **details(schema.task, y_test, test_pred, n_classes, cut, schema.classes),
         },
-        "error_analysis": _error_analysis(ctx, i, valid, valid_pred, cut, outputs),
+        "error_analysis": error_analysis(ctx, i, valid, valid_pred, cut, outputs, best.joblib_path),
         "warnings": warnings,
         "value": roi,
     }
+    proposals = hypotheses.propose(
+        evaluation["error_analysis"], evaluation["validation"], [f.name for f in schema.features]
+    )
+    evaluation["proposed_hypotheses"] = proposals
     outputs["evaluation"] = atomic.write_json(ctx.artifact("evaluation.json"), evaluation)
     outputs["report"] = report.write(
         ctx.artifact(report.FILE),
@@ -170,6 +180,8 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         evaluation,
         f"{ctx.config.project.name}: model",
     )
+    # The recipe rebuilds the chosen run's own (training-split) model: its bytes and test
+    # scores are recorded, with the refits described alongside (`training`).
     outputs["manifest"] = manifest.write(
         ctx,
         paths=i.paths,
@@ -180,9 +192,23 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         budget_s=i.budget.seconds,
         split=i.split,
         validation=valid_scores,
+        test=evaluate(schema.task, y_test, run_test_pred, n_classes, cut),
+        test_prediction=run_test_pred,
+        onnx_path=best.onnx_path,
+        training=training,
+    )
+    hypothesis = hypotheses.take_pending(ctx.workspace)
+    best_params = (best.search or {}).get("best", {}).get("params", {})
+    i.log.store.record_choice(
+        i.log.phase_run_id,
+        best.candidate,
+        metric=i.metric,
+        direction=i.direction,
         test=test,
-        test_prediction=test_pred,
-        onnx_path=outputs["onnx"],
+        hypothesis=hypothesis,
+        data_fingerprint=ctx.upstream["data"].fingerprint,
+        params=best_params or best.params,
+        proposals=proposals,
     )
     metrics = {
         "task": schema.task,
@@ -199,9 +225,13 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "incomplete": [r.candidate for r in finished if not r.complete],
         "reused": reused,
         "ensemble": ensemble_report,
-        "parity": best.parity,
+        "parity": training["deployed_parity"] or best.parity,
+        "training": training,
+        "chosen_by": choice.how_chosen(best, i.metric),
         "cv": _cv_plan(finished),
-        "best_params": (best.search or {}).get("best", {}).get("params", {}),
+        "best_params": best_params,
+        "hypothesis": hypothesis,
+        "proposed_hypotheses": proposals,
         "split_strategy": i.split.get("strategy"),
         "warnings": warnings,
         "success_threshold": ctx.upstream["discovery"].metrics.get("success_threshold"),
@@ -234,42 +264,6 @@ def _measured_vs_estimate(ctx: PhaseContext, i: Inputs, valid: int, test: int) -
         "measured_s": round(i.budget.elapsed(), 1),
         "contention": round(slowdown, 2),
     }
-
-
-def _error_analysis(
-    ctx: PhaseContext,
-    i: Inputs,
-    valid: pd.DataFrame,
-    prediction: np.ndarray,
-    cut: float | None,
-    outputs: dict[str, Path],
-) -> dict[str, Any]:
-    """Worst rows (always), then worst slices and permutation importance if the clock allows.
-
-    Adds the `worst_rows` output.
-    """
-    schema = i.schema
-    y = target_vector(valid, schema)
-    errors = analysis.row_errors(schema.task, y, prediction)
-    worst = analysis.worst_rows(valid, schema, prediction, errors, cut)
-    outputs["worst_rows"] = _write_parquet(ctx.artifact("worst_rows.parquet"), worst)
-    min_rows = analysis.min_slice_rows(len(valid))
-    found: dict[str, Any] = {
-        "split": "valid",
-        "row_error": _row_error_words(schema.task),
-        "min_slice_rows": min_rows,
-        "worst_slices": [],
-        "worst_rows": {"path": ctx.workspace.relative(outputs["worst_rows"]), "rows": len(worst)},
-        "permutation_importance": {"skipped": "time budget"},
-    }
-    done_by = i.budget.end - _end_margin(i.budget.seconds)
-    if time.monotonic() < done_by:
-        found["worst_slices"] = analysis.worst_slices(
-            valid, schema, errors, min_rows, deadline=done_by
-        )
-    x = feature_frame(valid, schema)
-    found["permutation_importance"] = _importance(outputs["pipeline"], x, y, i, done_by)
-    return found
 
 
 def _ensemble(
@@ -313,102 +307,3 @@ def _cv_plan(finished: list[RunResult]) -> dict[str, Any] | None:
         if run.cv:
             return {k: v for k, v in run.cv.items() if k in ("kind", "folds", "column", "note")}
     return None
-
-
-def _onnx_prediction(session: Any, x: pd.DataFrame, schema: Schema) -> np.ndarray:
-    outputs = predict_onnx(session, x, schema)
-    if schema.task == "regression":
-        return np.asarray(outputs["variable"], dtype=np.float64).ravel()
-    return np.asarray(outputs["probabilities"], dtype=np.float64)
-
-
-def _decision(
-    ctx: PhaseContext, schema: Schema, y: np.ndarray, proba: np.ndarray, metric: str
-) -> dict[str, Any]:
-    """The binary decision rule, in a form the service can apply to the ONNX probabilities."""
-    costs = ctx.config.discovery
-    chosen = threshold.choose(
-        y,
-        proba[:, 1] / proba.sum(axis=1),
-        metric=metric,
-        cost_false_positive=costs.cost_false_positive,
-        cost_false_negative=costs.cost_false_negative,
-    )
-    classes = list(schema.classes or [])
-    positive = classes[1] if len(classes) > 1 else 1
-    ctx.message(
-        f"decision threshold {chosen['value']:.4g} for class '{positive}' "
-        f"({chosen['objective']}; validation {fmt(chosen['validation_value'])} vs "
-        f"{fmt(chosen['value_at_0_5'])} at 0.5)",
-        threshold=chosen["value"],
-    )
-    return {
-        "threshold": chosen["value"],
-        "positive_class": positive,
-        "positive_index": 1,
-        "rule": "predict positive_class when probabilities[:, positive_index] >= threshold, "
-        "else the other class",
-        **{k: v for k, v in chosen.items() if k != "value"},
-    }
-
-
-def _importance(
-    model_path: Path, x: pd.DataFrame, y: np.ndarray, i: Inputs, deadline: float
-) -> dict[str, Any]:
-    if time.monotonic() >= deadline:
-        return {"skipped": "time budget"}
-    pipeline = joblib.load(model_path)
-    n_classes = len(i.schema.classes or [])
-    return analysis.permutation_importance(
-        pipeline,
-        x,
-        y,
-        i.schema,
-        metric=i.metric,
-        direction=i.direction,
-        seed=i.seed,
-        deadline=deadline,
-        predict=lambda p, features: fitting.predict(p, features, n_classes),
-    )
-
-
-def _end_margin(seconds: float) -> float:
-    """Kept free at the very end: writing evaluation.json and the phase's checkpoint."""
-    return max(END_MARGIN_S, END_MARGIN_SHARE * seconds)
-
-
-def _write_parquet(path: Path, frame: pd.DataFrame) -> Path:
-    with atomic.atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-    return path
-
-
-def _audit_path(ctx: PhaseContext) -> str:
-    try:
-        return ctx.workspace.relative(ctx.upstream_artifact("data", "audit"))
-    except KeyError:
-        return "artifacts/data/audit.json"
-
-
-def _test_words(test: Scores, metric: str, task: str, cut: float | None) -> str:
-    shown = {"binary": ("roc_auc", "accuracy"), "multiclass": ("accuracy", "f1_macro")}.get(
-        task, ("r2", "rmse")
-    )
-    names = list(dict.fromkeys([metric, *shown]))
-    text = ", ".join(f"{n} {fmt(test.get(n))}" for n in names)
-    at = f" (labels at threshold {cut:.4g})" if cut is not None else ""
-    return f"test split, used once: {text}{at}"
-
-
-def _row_error_words(task: str) -> str:
-    if task == "regression":
-        return "|target - prediction|"
-    return "1 - probability given to the true class"
-
-
-def _class_counts(y: np.ndarray, schema: Schema) -> dict[str, int]:
-    """Test rows per class (classifiers; empty for regression)."""
-    if schema.task == "regression":
-        return {}
-    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(schema.classes or []))
-    return {str(c): int(n) for c, n in zip(schema.classes or [], counts, strict=False)}

@@ -71,6 +71,10 @@ def fit(
     # holdout can be passed in the booster's own feature space.
     prefix = pipeline[:-1]
     features = np.asarray(prefix.fit_transform(x, y), dtype=np.float32)
+    if hasattr(pipeline, "plain"):  # `SkewedTarget`: the booster learns the log scale
+        from mlwizard.core.export.features_graph import forward
+
+        y = forward(y)
     stop = _Deadline(deadline)
     if rounds is not None:
         model.set_params(iterations=rounds)

@@ -12,6 +12,7 @@ from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.kernel.formatting import fmt
+from mlwizard.core.model.choice import rank_score
 from mlwizard.core.model.experiments import STORE_FILE, ExperimentStore
 from mlwizard.core.model.jobs import RunResult
 
@@ -147,7 +148,8 @@ def leaderboard(
     """Finished runs best first (undefined scores last), then the rest in configured order."""
     sign = -1.0 if direction == "maximize" else 1.0
     finished = [r for r in ordered if r.status == "done"]
-    finished.sort(key=lambda r: (r.score is None, sign * (r.score or 0.0)))
+    # Ranked as the choice ranks them: CV folds and validation pooled (`choice`).
+    finished.sort(key=lambda r: (rank_score(r) is None, sign * (rank_score(r) or 0.0)))
     rows = finished + [r for r in ordered if r.status != "done"]
     return {
         "metric": metric,
@@ -157,6 +159,7 @@ def leaderboard(
         "rows": [
             {
                 **summary(r),
+                "rank_score": rank_score(r),
                 "validation": r.validation,
                 "cv": r.cv,
                 "search": r.search,

@@ -60,6 +60,7 @@ def _plan_entry(run: RunResult) -> dict[str, Any]:
         "trials": search.get("trials") or [],
         "recipe": run.recipe,
         "members": run.params.get("members") if run.candidate == "ensemble" else None,
+        "weights": run.params.get("weights") if run.candidate == "ensemble" else None,
         "notes": run.notes,
         "onnx_sha256": file_digest(Path(run.onnx))
         if run.onnx and Path(run.onnx).is_file()
@@ -81,6 +82,7 @@ def write(
     test: dict[str, Any],
     test_prediction: np.ndarray,
     onnx_path: Path,
+    training: dict[str, Any] | None = None,
 ) -> Path:
     config = ctx.config
     manifest = {
@@ -109,6 +111,9 @@ def write(
             "onnx_sha256": file_digest(onnx_path),
             "test_predictions_sha256": digest(test_prediction),
         },
+        # The model deployed may be a refit on more rows (`refit`); the recipe and the result
+        # above are the chosen run's own model, the one `reproduce` rebuilds.
+        "training": training,
     }
     json.dumps(manifest, default=str)  # fail here, not half-written, if something is not JSON
     return atomic.write_json(ctx.artifact(FILE), manifest)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from mlwizard.core.contract.features import feature_frame, target_vector
 from mlwizard.core.contract.schema import Schema
@@ -92,7 +93,9 @@ def _rebuild(
         rows, _ = folds.folds[int(recipe["fold"])]
         x, y = x.iloc[rows], y[rows]
     family = candidates.FAMILIES[name]
-    fitting.fit(pipeline, family, x, y, seed=seed, deadline=math.inf, rounds=recipe["rounds"])
+    # The worker's thread count: histogram sums (HistGradientBoosting) depend on it.
+    with threadpool_limits(limits=int(recipe.get("threads") or 1)):
+        fitting.fit(pipeline, family, x, y, seed=seed, deadline=math.inf, rounds=recipe["rounds"])
     return align_thresholds(pipeline)
 
 
@@ -131,7 +134,8 @@ def reproduce(workspace: Workspace) -> Reproduction:
 
     chosen = next(e for e in record["plan"] if e["candidate"] == record["model"])
     if chosen.get("members"):
-        model = ensemble.from_pipelines([(m, rebuilt[m]) for m in chosen["members"]], schema)
+        fitted = [(m, rebuilt[m]) for m in chosen["members"]]
+        model = ensemble.from_pipelines(fitted, schema, chosen.get("weights"))
     elif record["model"] in rebuilt:
         model = rebuilt[record["model"]]
     else:

@@ -18,7 +18,7 @@ from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import QualityGateError
 from mlwizard.core.model import candidates, insurance, runcache, worker_entry
-from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline
+from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline, refit_reserve
 from mlwizard.core.model.candidates import BASELINE, FAMILIES, START_ORDER
 from mlwizard.core.model.jobs import RunResult, TrainJob
 from mlwizard.core.model.leaderboard import RunLog
@@ -49,14 +49,19 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     direction: Direction = discovery.get("metric_direction") or METRICS[schema.task][metric]
     names = _candidate_names(settings.candidates)
     seconds = float(ctx.time_budget if ctx.time_budget is not None else settings.time_budget)
-    budget = Budget(seconds, started, finish_reserve(seconds, _eval_rows(ctx, paths), len(names)))
+    reserve = finish_reserve(seconds, _eval_rows(ctx, paths), len(names))
+    budget = Budget(seconds, started, reserve + refit_reserve(seconds, settings.refit_full))
     strategy, column = _split(ctx)
 
     out_dir = ctx.register("candidates", ctx.artifact("candidates"))  # one cached run each
     out_dir.mkdir(parents=True, exist_ok=True)
     data_hash = {n: ctx.workspace.file_hash(paths[n]) for n in ("train", "valid", "schema")}
+    balance = _class_balance(ctx)
+    skewed = schema.task == "regression" and _skewed(paths["train"], schema.target)
     planned = {
-        name: _plan(name, schema.task, seed, metric, strategy, column, data_hash, out_dir)
+        name: _plan(
+            name, schema.task, seed, metric, strategy, column, data_hash, out_dir, balance, skewed
+        )
         for name in names
     }
     log = RunLog(ctx, metric, seed)
@@ -239,12 +244,15 @@ def _plan(
     column: str,
     data_hash: dict[str, str],
     out_dir: Path,
+    class_balance: dict[str, float] | None = None,
+    skewed: bool = False,
 ) -> Planned:
     trials = FAMILIES[name].trials
     cap = os.environ.get(TRIALS_ENV, "").strip()
     if cap.isdigit() and trials:
         trials = max(1, min(trials, int(cap)))
-    configs = tuple(candidates.sample_params(name, task, seed, trials))
+    imbalanced = candidates.imbalanced(class_balance)
+    configs = tuple(candidates.sample_params(name, task, seed, trials, imbalanced, skewed))
     key = runcache.run_key(
         candidate=name,
         configs=configs,
@@ -261,6 +269,21 @@ def _preload() -> None:
     """Load the final evaluation's code (and skl2onnx, for an ensemble's export)."""
     for module in ("mlwizard.core.model.finish", "skl2onnx"):
         importlib.import_module(module)
+
+
+def _skewed(train: Path, target: str) -> bool:
+    """Whether the regression target is long-tailed (a log scale joins the search)."""
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(train, columns=[target]).column(0)
+    return candidates.skewed(column.to_numpy(zero_copy_only=False))
+
+
+def _class_balance(ctx: PhaseContext) -> dict[str, float] | None:
+    """The training split's class shares, from the data phase's report (classifiers)."""
+    splits = ctx.upstream["data"].metrics.get("splits") or {}
+    train = splits.get("train") if isinstance(splits, dict) else None
+    return train.get("class_balance") if isinstance(train, dict) else None
 
 
 def _eval_rows(ctx: PhaseContext, paths: dict[str, Path]) -> int:

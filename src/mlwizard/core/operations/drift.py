@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def count_bins(
     source: str,
     source_params: list[Any],
     bins: dict[str, Any],
-    extra: list[tuple[str, list[Any]]] = (),  # type: ignore[assignment]
+    extra: Sequence[tuple[str, list[Any]]] = (),
     raw: dict[str, dict[str, int]] | None = None,
 ) -> tuple[dict[str, dict[str, int]], list[Any]]:
     """Count `source` (a FROM clause) into each feature's bins in one scan.

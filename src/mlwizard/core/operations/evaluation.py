@@ -73,7 +73,13 @@ def score_batches(
 
 
 def prediction_bins(scored: Scored, schema: Schema) -> dict[str, Any]:
-    """The bins of the prediction distribution: classes, or deciles of predicted values."""
+    """The bins of the prediction distribution: classes (cluster ids, anomaly flags), or deciles
+    of predicted values."""
+    if schema.task == "clustering":
+        ids = sorted({str(v) for v in scored.prediction}, key=lambda v: (len(v), v))
+        return {"kind": "categorical", "values": ids}
+    if schema.task == "anomaly":
+        return {"kind": "categorical", "values": ["False", "True"]}
     if schema.task != "regression":
         return {"kind": "categorical", "values": [str(c) for c in schema.classes or []]}
     values = np.asarray(scored.prediction, dtype=np.float64)
@@ -119,13 +125,17 @@ def metric_value(
     if len(y) == 0:
         return None
     fast = _fast_metric(schema, metric, y, output, threshold)
-    if fast is not _SLOW:
-        return fast  # type: ignore[return-value]
+    if not isinstance(fast, _Slow):
+        return fast
     n_classes = len(schema.classes or [])
     return evaluate(schema.task, y, output, n_classes, threshold).get(metric)
 
 
-_SLOW = object()
+class _Slow:
+    """`_fast_metric`'s answer for a metric it has no shortcut for."""
+
+
+_SLOW = _Slow()
 
 
 def binary_auc(y: np.ndarray, score: np.ndarray) -> float | None:
@@ -143,7 +153,7 @@ def binary_auc(y: np.ndarray, score: np.ndarray) -> float | None:
 
 def _fast_metric(
     schema: Schema, metric: str, y: np.ndarray, output: np.ndarray, threshold: float | None
-) -> object:
+) -> float | _Slow | None:
     from sklearn import metrics as skm
 
     if schema.task == "regression":

@@ -16,12 +16,13 @@ from typing import Any, cast
 import duckdb
 
 from mlwizard.core import sql
-from mlwizard.core.contract.schema import Schema
+from mlwizard.core.contract.schema import UNSUPERVISED, Schema
 from mlwizard.core.data import coltypes
 from mlwizard.core.deploy.batch import load_predictor
 from mlwizard.core.ingest import delimited, files, sources
 from mlwizard.core.kernel.config import DEFAULT_NA_VALUES, ColumnType
 from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.operations import requestlog
 from mlwizard.core.operations.advice import retraining_advice
@@ -35,7 +36,7 @@ from mlwizard.core.operations.evaluation import (
     score_batches,
     targets,
 )
-from mlwizard.core.operations.registry import Registry, now
+from mlwizard.core.operations.registry import Registry, bundle_schema
 from mlwizard.core.operations.snapshot import SCORE_BATCH_ROWS, slice_values
 
 VIEW = "mlwizard_current"
@@ -110,11 +111,15 @@ def monitor(
     version = registry.require(version)
     reference = registry.reference(version)
     bundle = registry.bundle_dir(version)
-    schema = Schema.load(bundle / "schema.json")
+    schema = bundle_schema(bundle)
     na_values = ws.load_config().data.na_values if ws.exists() else DEFAULT_NA_VALUES
     con = connect(len(schema.features))
     relation, label, is_log = open_current(con, current, tuple(na_values))
     label_column = labels
+    if labels and schema.task in UNSUPERVISED:
+        raise BadInputError(
+            f"--labels: a {schema.task} model has no labels to score; monitor it without them"
+        )
     if is_log and labels:
         relation = _join_labels(con, relation, Path(labels), schema)
         label_column = schema.target
@@ -125,7 +130,7 @@ def monitor(
 
     features = feature_drift(con, VIEW, [], reference)
     report: dict[str, Any] = {
-        "created_at": now(),
+        "created_at": timestamp(),
         "current": label,
         "request_log": is_log,
         "rows": rows,

@@ -20,20 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlwizard.core.deploy.phase import staged_folder
+from mlwizard.core.contract.schema import Schema
+from mlwizard.core.deploy.bundle import staged_folder
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel.formatting import timestamp
 
 REGISTRY_DIR = "registry"
 CHAMPION = "champion"
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def tree_hash(folder: Path) -> str:
@@ -43,6 +40,12 @@ def tree_hash(folder: Path) -> str:
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def bundle_schema(bundle: Path) -> Schema:
+    """The champion model's schema inside a service bundle (`models/champion/schema.json`)."""
+    nested = bundle / "models" / "champion" / "schema.json"
+    return Schema.load(nested if nested.is_file() else bundle / "schema.json")
 
 
 def store_bundle(bundle: Path, target: Path) -> None:
@@ -134,7 +137,7 @@ class Registry:
             atomic.write_json(staging / "reference.json", reference)
             manifest = {
                 "version": version,
-                "created_at": now(),
+                "created_at": timestamp(),
                 **facts,
                 "bundle_sha256": tree_hash(staging / "bundle"),
             }
@@ -150,7 +153,7 @@ class Registry:
 
     def record(self, event: str, reason: str, **facts: Any) -> None:
         events = self.history()
-        events.append({"at": now(), "event": event, "reason": reason, **facts})
+        events.append({"at": timestamp(), "event": event, "reason": reason, **facts})
         atomic.write_json(self.root / "history.json", {"events": events})
 
     def rollback(self, version: int | None = None) -> dict[str, Any]:

@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy.batch import load_predictor
 from mlwizard.core.ingest import sources
 from mlwizard.core.kernel.config import update_config_file
 from mlwizard.core.kernel.errors import BadInputError, QualityGateError
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.operations import gate
 from mlwizard.core.operations.evaluation import model_output, score_batches, targets
-from mlwizard.core.operations.registry import Registry, now
+from mlwizard.core.operations.registry import Registry, bundle_schema
 from mlwizard.core.operations.snapshot import SCORE_BATCH_ROWS, describe_version
 
 CHALLENGER_PHASES = ["discovery", "data", "model", "deploy"]
@@ -41,7 +41,7 @@ def challenger_workspace(ws: Workspace, registry: Registry, data: str) -> Worksp
         if not matched or not all(Path(p).is_file() for p in matched):
             raise BadInputError(f"{data}: no such file (or the glob matches none)")
         data = str(Path(data).absolute())
-    stamp = re.sub(r"[^0-9]", "", now())
+    stamp = re.sub(r"[^0-9]", "", timestamp())
     root = registry.root / "challengers" / stamp
     suffix = 1
     while root.exists():
@@ -79,7 +79,9 @@ def retrain(
         reason = "kept the champion: the challenger is the same model"
         registry.record("kept", reason, champion=champion, challenger=version, data=data)
         return {**result, "promoted": False, "reason": reason}
-    holdout = challenger_ws.resolve(challenger_ws.read_checkpoint("data").outputs["test"])  # type: ignore[union-attr]
+    split = challenger_ws.read_checkpoint("data")
+    assert split is not None  # the challenger's data phase just ran
+    holdout = challenger_ws.resolve(split.outputs["test"])
     decision = challenge(registry, champion, version, holdout)
     result.update(promoted=decision["promote"], reason=decision["reason"], decision=decision)
     if decision["promote"]:
@@ -93,14 +95,14 @@ def retrain(
 
 def challenge(registry: Registry, champion: int, challenger: int, holdout: Path) -> dict[str, Any]:
     """Both registered bundles on the same holdout rows, through the paired bootstrap."""
-    schema = Schema.load(registry.bundle_dir(challenger) / "schema.json")
+    schema = bundle_schema(registry.bundle_dir(challenger))
     outputs, thresholds = [], []
     y: np.ndarray | None = None
     usable: np.ndarray | None = None
     for version in (champion, challenger):
         bundle = registry.bundle_dir(version)
         predictor = load_predictor(bundle)
-        own = Schema.load(bundle / "schema.json")
+        own = bundle_schema(bundle)
         if [str(c) for c in own.classes or []] != [str(c) for c in schema.classes or []]:
             raise BadInputError(
                 f"version {version} predicts classes {own.classes}, the challenger "

@@ -15,32 +15,41 @@ import numpy as np
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.ingest import sources
 from mlwizard.core.kernel.errors import BadInputError
+from mlwizard.core.kernel.formatting import timestamp
 from mlwizard.core.kernel.workspace import Workspace
 from mlwizard.core.operations import gate, requestlog
 from mlwizard.core.operations.evaluation import targets
-from mlwizard.core.operations.registry import Registry, now
+from mlwizard.core.operations.registry import Registry, bundle_schema
 
 
-def _labels(path: Path, target: str) -> dict[str, Any]:
+def _labels(path: Path, target: str) -> dict[tuple[str, int], Any]:
+    """(request_id, row) -> label; `row` (the row's place in its request) defaults to 0."""
     con = sources.connect()
     table = sources.read_table(con, path, ("",))
     if "request_id" not in table.columns:
         raise BadInputError(f"{path}: a labels file needs a 'request_id' column")
-    others = [c for c in table.columns if c != "request_id"]
+    others = [c for c in table.columns if c not in ("request_id", "row")]
     column = target if target in others else (others[0] if len(others) == 1 else None)
     if column is None:
         raise BadInputError(f"{path}: no '{target}' column with the labels")
-    return {str(r): v for r, v in table.select(f'request_id, "{column}"').fetchall()}
+    row = '"row"' if "row" in table.columns else "0"
+    found = table.select(f'request_id, {row}, "{column}"').fetchall()
+    return {(str(r), int(i)): v for r, i, v in found}
 
 
 def evaluate_shadow(ws: Workspace, log: Path, labels: Path) -> dict[str, Any]:
     registry = Registry(ws.root)
     champion = registry.require()
-    schema = Schema.load(registry.bundle_dir(champion) / "schema.json")
+    schema = bundle_schema(registry.bundle_dir(champion))
     known = _labels(labels, schema.target)
-    pairs: dict[str, dict[str, dict[str, Any]]] = {}
+    # A request of several rows logs one line per row and model, in order: pair them by place.
+    pairs: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    seen: dict[tuple[str, str], int] = {}
     for entry in requestlog.entries(log):
-        pairs.setdefault(str(entry["request_id"]), {})[str(entry["model"])] = entry
+        rid, model = str(entry["request_id"]), str(entry["model"])
+        place = seen.get((rid, model), 0)
+        seen[(rid, model)] = place + 1
+        pairs.setdefault((rid, place), {})[model] = entry
     both = [
         (rid, p["champion"], p["challenger"])
         for rid, p in pairs.items()
@@ -55,7 +64,7 @@ def evaluate_shadow(ws: Workspace, log: Path, labels: Path) -> dict[str, Any]:
     challengers = [b for _rid, _a, b in both]
     outputs = [_outputs(champions, schema), _outputs(challengers, schema)]
     versions = [str(champions[0]["version"]), str(challengers[0]["version"])]
-    thresholds = tuple(_threshold(registry, v) for v in versions)
+    thresholds = (_threshold(registry, versions[0]), _threshold(registry, versions[1]))
     metric = str(registry.manifest(champion).get("metric"))
     direction = str(registry.manifest(champion).get("metric_direction") or "maximize")
     decision = gate.compare(
@@ -65,12 +74,13 @@ def evaluate_shadow(ws: Workspace, log: Path, labels: Path) -> dict[str, Any]:
         y[usable],
         outputs[0][usable],
         outputs[1][usable],
-        thresholds,  # type: ignore[arg-type]
+        thresholds,
     )
     return {
-        "created_at": now(),
+        "created_at": timestamp(),
         "log": str(log),
-        "requests": len(pairs),
+        "requests": len({rid for rid, _place in pairs}),
+        "rows": len(pairs),
         "labelled_pairs": int(usable.sum()),
         "champion_version": versions[0],
         "challenger_version": versions[1],

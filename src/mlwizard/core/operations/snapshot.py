@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlwizard.core.contract.schema import Schema
+from mlwizard.core.contract.schema import UNSUPERVISED
 from mlwizard.core.deploy.batch import TrainingColumns, load_predictor
 from mlwizard.core.kernel.errors import UpstreamNotReadyError
 from mlwizard.core.kernel.workspace import Checkpoint, Workspace
@@ -23,6 +23,7 @@ from mlwizard.core.operations.evaluation import (
     score_batches,
 )
 from mlwizard.core.operations.reference import build_reference
+from mlwizard.core.operations.registry import bundle_schema
 
 SCORE_BATCH_ROWS = 65_536
 
@@ -53,7 +54,7 @@ def describe_version(ws: Workspace) -> tuple[Path, dict[str, Any], dict[str, Any
     found = checkpoints(ws)
     data, model, deploy = found["data"], found["model"], found["deploy"]
     bundle = ws.resolve(deploy.outputs["service"])
-    schema = Schema.load(bundle / "schema.json")
+    schema = bundle_schema(bundle)
     training = TrainingColumns.load(ws)
     con = connect(len(schema.features))
     reference = build_reference(
@@ -73,7 +74,12 @@ def describe_version(ws: Workspace) -> tuple[Path, dict[str, Any], dict[str, Any
     spec = prediction_bins(scored, schema)
     reference["prediction"] = {**spec, "counts": prediction_counts(scored, spec)}
     reference["metric"] = {"name": metric, "direction": direction}
-    reference["performance"] = metrics_by_slice(scored, schema, metric, predictor.threshold, slices)
+    supervised = schema.task not in UNSUPERVISED  # clustering and anomaly have no labels
+    reference["performance"] = (
+        metrics_by_slice(scored, schema, metric, predictor.threshold, slices)
+        if supervised
+        else None
+    )
     facts = {
         "model_fingerprint": model.fingerprint,
         "model": model.metrics.get("best_model"),

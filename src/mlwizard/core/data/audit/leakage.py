@@ -191,7 +191,7 @@ def one_feature_score(
     """Out-of-fold ROC AUC (classification) or R² (regression) of a one-feature model."""
     if values.nunique(dropna=False) < 2:
         return None
-    if kind == "numeric":
+    if kind in ("numeric", "datetime"):
         codes = _bins(pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64))
     else:
         codes = _codes(values)

@@ -296,10 +296,10 @@ def datetime_column(facts: TableFacts) -> Iterator[Finding]:
                 "datetime_column",
                 "info",
                 name,
-                "a date/time column: as a raw feature it does not carry over to future rows",
-                f'consider a time split ([split] strategy = "time", time_column = {key}), '
-                "and derive features (day of week, age) in the source",
-                exclude="datetime: use it for a time split or derive features",
+                "a date/time column: the model uses its calendar parts (year, month, day, day of "
+                "week, hour, days since the first date), derived inside the exported graph",
+                f"if rows will come from the future, consider a time split ([split] strategy = "
+                f'"time", time_column = {key}); list it in [data] exclude to leave it out',
             )
 
 
@@ -331,10 +331,10 @@ def free_text(facts: TableFacts) -> Iterator[Finding]:
                 "free_text",
                 "info",
                 name,
-                f"free text (about {length:.0f} characters a value, mostly distinct)",
-                "excluded: text is not featurised yet; derive features in the source, or list "
-                "it in [data] keep to use it as a categorical",
-                exclude="free text: not featurised yet",
+                f"free text (about {length:.0f} characters a value, mostly distinct): the model "
+                "uses TF-IDF weights of its words and word pairs (at most 200), derived inside "
+                "the exported graph",
+                "list it in [data] exclude to leave it out",
             )
 
 

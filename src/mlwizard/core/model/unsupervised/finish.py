@@ -14,6 +14,7 @@ import pandas as pd
 
 from mlwizard.core.contract.features import feature_frame
 from mlwizard.core.contract.schema import Schema
+from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.discovery import feasibility, value
 from mlwizard.core.export.onnx_export import make_session, predict_onnx
 from mlwizard.core.kernel import atomic
@@ -38,7 +39,8 @@ def finish(
     workers: int,
 ) -> PhaseResult:
     discovery = ctx.upstream["discovery"].metrics
-    metric, direction = discovery["metric"], discovery["metric_direction"]
+    metric = discovery["metric"]
+    direction: Direction = "minimize" if discovery["metric_direction"] == "minimize" else "maximize"
     finished = [r for r in ordered if r.status == "done"]
     deployable = [r for r in finished if r.deployable]
     best = _best(deployable, direction)
@@ -153,14 +155,14 @@ def _truth(table: pd.DataFrame, schema: Schema, anomaly_class: Any) -> np.ndarra
     return np.array([str(v) == str(anomaly_class) for v in table[schema.target]])
 
 
-def _best(deployable: list[RunResult], direction: str) -> RunResult | None:
+def _best(deployable: list[RunResult], direction: Direction) -> RunResult | None:
     """Best validation score; no score (no label for anomalies): the first family, by preference."""
     scored = [r for r in deployable if r.score is not None]
     if not scored:
         return deployable[0] if deployable else None
     best = scored[0]
     for result in scored[1:]:
-        if is_better(result.score, best.score, direction):  # type: ignore[arg-type]
+        if is_better(result.score, best.score, direction):
             best = result
     return best
 
@@ -200,10 +202,14 @@ def _feasibility(
 
 
 def _gate(
-    metric: str, direction: str, success: float | None, score: float | None, baseline: float | None
+    metric: str,
+    direction: Direction,
+    success: float | None,
+    score: float | None,
+    baseline: float | None,
 ) -> list[str]:
     if success is not None and metric != "none":
-        if reaches(score, success, direction):  # type: ignore[arg-type]
+        if reaches(score, success, direction):
             return []
         return [
             f"test {metric} {fmt(score)} misses the success threshold {success:g} "

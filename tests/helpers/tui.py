@@ -101,14 +101,16 @@ def copy_project(source: Path, target: Path) -> Path:
 
 
 def artifact_names(root: Path) -> set[str]:
-    """Files under artifacts/, with content hashes in names replaced (they name runs)."""
+    """Files under artifacts/, with content hashes in names replaced (they name runs), and the
+    project's own name (the schedule's systemd units are named after it)."""
     import re
 
     names = set()
     for path in (root / "artifacts").rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
             rel = path.relative_to(root).as_posix()
-            names.add(re.sub(r"-[0-9a-f]{16}(?=\.)", "-HASH", rel))
+            rel = re.sub(r"-[0-9a-f]{16}(?=\.)", "-HASH", rel)
+            names.add(rel.replace(f"mlwizard-{root.name}.", "mlwizard-PROJECT."))
     return names
 
 

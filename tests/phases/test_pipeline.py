@@ -71,7 +71,9 @@ def test_phase_with_missing_upstream_names_the_command(make_project) -> None:
 
 
 def test_failure_is_recorded_and_nothing_half_written(make_project) -> None:
-    ws = make_project(synthetic_frame().drop(columns=["label"]))  # target absent
+    ws = make_project(synthetic_frame())
+    source = ws.source_path(ws.load_config())
+    synthetic_frame().drop(columns=["label"]).to_csv(source, index=False)  # the target is gone
     report = runner.run(ws, ["discovery"])
     assert isinstance(report.error, BadInputError) and report.exit_code == 2
     assert "target column 'label' not found" in str(report.error)

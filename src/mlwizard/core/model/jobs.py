@@ -79,6 +79,7 @@ class RunResult:
     clusters: int | None = None
     contamination: float | None = None
     contamination_source: str | None = None
+    worker: str | None = None  # where a remote executor ran it (address, host, pid)
 
     @property
     def finished(self) -> bool:

@@ -94,8 +94,8 @@ def test_the_workers_logs_show_the_jobs_ran_there(
     for name in CANDIDATES:
         assert f"mlwizard: training candidate {name} " in logs, name
     assert sum("mlwizard: training candidate" in log for log in dask_cluster.logs()) == 2
-    started = [e for e in events if e.data.get("started")]
-    assert sorted(e.data["candidate"] for e in started) == sorted(CANDIDATES)
+    started = [e.payload for e in events if isinstance(e.payload, ev.CandidateStarted)]
+    assert sorted(p.candidate for p in started) == sorted(CANDIDATES)
     plan = next(e for e in events if "training 3 candidate(s)" in e.message)
     assert "Dask worker(s) at tcp://127.0.0.1:" in plan.message, plan.message
     assert plan.data["workers"] == 2 and plan.data["threads"] == 1  # 2 cores, 2 slots
@@ -133,7 +133,8 @@ def test_cancel_stops_the_jobs_on_the_cluster(
 
     def on_event(event: ev.Event) -> None:
         events.append(event)
-        if event.data.get("started") and event.data.get("candidate") != "dummy":
+        started = event.payload
+        if isinstance(started, ev.CandidateStarted) and started.candidate != "dummy":
             threading.Timer(2.0, cancel.set).start()
 
     ctx.emit = on_event

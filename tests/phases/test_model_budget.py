@@ -133,5 +133,5 @@ def test_kill_9_mid_run_then_a_rerun_reuses_the_finished_runs(
         )
         assert not any(e.message.startswith(f"{name}: started") for e in events)
     assert stamps and all(stamps[p] == p.stat().st_mtime_ns for p in stamps)
-    trained = [e.data["candidate"] for e in events if e.data.get("started")]
+    trained = [e.payload.candidate for e in events if isinstance(e.payload, ev.CandidateStarted)]
     assert set(trained) == set(model["candidates"]) - set(finished)

@@ -15,6 +15,7 @@ from helpers.model import fake_project
 from mlwizard.core.contract.features import feature_frame
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.export import onnx_export
+from mlwizard.core.export.parity import check_parity
 from mlwizard.core.kernel.config import ModelSection
 from mlwizard.core.model import phase as model
 from mlwizard.core.model.session import TRIALS_ENV
@@ -61,7 +62,7 @@ def test_deployed_model_is_refitted_on_every_labelled_row_with_onnx_parity(
     assert "marseille" not in _categories(run)
     schema = Schema.load(ctx.upstream_artifact("data", "schema"))
     frame = feature_frame(_split_rows(ctx), schema)
-    parity = onnx_export.check_parity(deployed, result.outputs["onnx"], frame, schema)
+    parity = check_parity(deployed, result.outputs["onnx"], frame, schema)
     assert parity.ok and parity.rows == 1100, parity
     assert result.metrics["parity"]["max_abs_diff"] <= parity.tolerance
     evaluation = json.loads(result.outputs["evaluation"].read_text())

@@ -15,7 +15,8 @@ import pytest
 from mlwizard.core.contract.features import feature_frame, target_vector
 from mlwizard.core.contract.schema import Feature, Schema
 from mlwizard.core.export import features_graph
-from mlwizard.core.export.onnx_export import check_parity, export_pipeline
+from mlwizard.core.export.onnx_export import export_pipeline
+from mlwizard.core.export.parity import check_parity
 from mlwizard.core.model import candidates, fitting
 from mlwizard.serving.predictor import Predictor, datetime_column
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 
 from helpers.model import make_schema, table
 from mlwizard.core.contract.features import feature_frame, target_vector
-from mlwizard.core.export.onnx_export import check_parity, export_pipeline
+from mlwizard.core.export.onnx_export import export_pipeline
+from mlwizard.core.export.parity import check_parity
 from mlwizard.core.model import (
     analysis,
     budget,
@@ -26,6 +28,7 @@ from mlwizard.core.model import (
     threshold,
     tuning,
 )
+from mlwizard.core.model.jobs import RunResult
 
 # -- folds matching the split ----------------------------------------------------------------------
 
@@ -179,9 +182,7 @@ def test_an_ensemble_that_beats_its_members_is_one_onnx_graph_with_parity(tmp_pa
         score = metrics.evaluate("binary", y_valid, fitting.predict(pipeline, x_valid, 2), 2)
         path = tmp_path / f"{name}.joblib"
         joblib.dump(pipeline, path)
-        runs.append(
-            {"candidate": name, "score": score["roc_auc"], "joblib": str(path), "key": name}
-        )
+        runs.append(RunResult(name, "done", score=score["roc_auc"], joblib=str(path), key=name))
     chosen = ensemble.members(runs, "maximize")
     best = chosen[0]
     combined, note = ensemble.attempt(
@@ -195,15 +196,15 @@ def test_an_ensemble_that_beats_its_members_is_one_onnx_graph_with_parity(tmp_pa
         out_dir=tmp_path,
     )
     assert combined is not None, note
-    assert "kept" in note and combined["validation"]["roc_auc"] > best["score"]
-    assert combined["params"]["members"] == [r["candidate"] for r in chosen]
-    assert combined["parity"]["ok"] and combined["parity"]["max_abs_diff"] <= 1e-4
+    assert "kept" in note and combined.validation["roc_auc"] > (best.score or 0)
+    assert combined.params["members"] == [r.candidate for r in chosen]
+    assert combined.parity and combined.parity["ok"] and combined.parity["max_abs_diff"] <= 1e-4
     x_test = feature_frame(table("binary", 200, rng, unseen=True), schema)
-    model = joblib.load(combined["joblib"])
-    parity = check_parity(model, Path(combined["onnx"]).read_bytes(), x_test, schema)
+    model = joblib.load(combined.joblib_path)
+    parity = check_parity(model, combined.onnx_path.read_bytes(), x_test, schema)
     assert parity.ok and parity.label_agreement >= 0.99
 
-    worse = {**best, "score": 1.0}  # a single run no ensemble can beat
+    worse = dataclasses.replace(best, score=1.0)  # a single run no ensemble can beat
     assert (
         ensemble.attempt(
             chosen,
@@ -305,18 +306,22 @@ def test_cached_runs_are_reused_only_when_they_still_apply(tmp_path: Path) -> No
     files = runcache.RunFiles.of(tmp_path, "linear", "k" * 32)
     files.onnx.write_bytes(b"onnx")
     files.joblib.write_bytes(b"pickle")
-    result = {
-        "status": "done",
-        "complete": True,
-        "budget_s": 30.0,
-        "onnx": str(files.onnx),
-        "joblib": str(files.joblib),
-    }
+    result = RunResult(
+        "linear",
+        "done",
+        complete=True,
+        budget_s=30.0,
+        onnx=str(files.onnx),
+        joblib=str(files.joblib),
+        validation={"accuracy": 0.9},
+    )
     runcache.save(files, result)
     assert json.loads(files.result.read_text())["onnx"] == files.onnx.name  # moves with the project
-    assert runcache.load(files, budget_s=300.0)["onnx"] == str(files.onnx)
+    loaded = runcache.load(files, budget_s=300.0)
+    assert loaded is not None and loaded.onnx == str(files.onnx)
+    assert loaded.validation == result.validation and loaded.candidate == "linear"
 
-    runcache.save(files, {**result, "complete": False})  # cut short by a 30 s budget
+    runcache.save(files, dataclasses.replace(result, complete=False))  # cut short by a 30 s budget
     assert runcache.load(files, budget_s=30.0) is not None
     assert runcache.load(files, budget_s=60.0) is None  # more time: search again
 

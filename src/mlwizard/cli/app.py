@@ -15,9 +15,10 @@ from mlwizard.cli.output import (
     errors_to_exit_codes,
     out,
     print_json,
-    progress_printer,
+    progress,
     report_failure,
 )
+from mlwizard.cli.reproduce import reproduce
 from mlwizard.core.runner import PHASE_NAMES
 
 if TYPE_CHECKING:
@@ -149,13 +150,14 @@ def run(
             from mlwizard.core.model.hypotheses import set_pending
 
             set_pending(workspace, hypothesis)
-        report = runner.run(
-            workspace,
-            runner.resolve_phases(phase, upstream=with_upstream),
-            time_budget=time_budget,
-            emit=progress_printer(),
-            executor=executor,
-        )
+        with progress() as emit:
+            report = runner.run(
+                workspace,
+                runner.resolve_phases(phase, upstream=with_upstream),
+                time_budget=time_budget,
+                emit=emit,
+                executor=executor,
+            )
     if json_output:
         print_json(report.to_json())
     if report.error is not None:
@@ -303,9 +305,8 @@ def demo(
         with resources.as_file(resources.files("mlwizard.datasets") / "penguins.csv") as data:
             project = create_project(directory, data=data, target="sex", force=force)
         workspace = Workspace(project)
-        report = runner.run(
-            workspace, runner.PHASE_NAMES, time_budget=time_budget, emit=progress_printer()
-        )
+        with progress() as emit:
+            report = runner.run(workspace, runner.PHASE_NAMES, time_budget=time_budget, emit=emit)
     if report.error is not None:
         report_failure(report.error)
         raise typer.Exit(report.exit_code)
@@ -353,6 +354,7 @@ def tui(project: ProjectOption = Path(".")) -> None:
 
 
 app.command()(experiments)
+app.command()(reproduce)
 app.command()(operations.monitor)
 app.command()(operations.models)
 app.command()(operations.retrain)

@@ -70,20 +70,110 @@ def report_failure(error: MlwizardError) -> None:
     err.print(f"[bold red]error:[/] {escape(str(error))}{hint}", soft_wrap=True)
 
 
+@contextmanager
+def progress(quiet: bool = False) -> Iterator[Callable[[Any], None]]:
+    """`progress_printer`'s sink, its bars taken down however the run ends."""
+    sink = progress_printer(quiet)
+    try:
+        yield sink
+    finally:
+        if isinstance(sink, _Bars):
+            sink.close()
+
+
 def progress_printer(quiet: bool = False) -> Callable[[Any], None]:
-    """An event sink that narrates the pipeline on stderr."""
-    from mlwizard.core.kernel.events import Event
+    """An event sink that narrates the pipeline on stderr: rich progress bars on a terminal,
+    plain lines otherwise (logs, CI). stdout is never touched, so `--json` stays one object."""
+    if quiet:
+        return lambda _event: None
+    if err.is_terminal and not os.environ.get("MLWIZARD_PLAIN_PROGRESS"):
+        return _Bars()
+    return _plain_line
 
-    styles = {"phase_started": "bold cyan", "phase_finished": "green", "phase_skipped": "dim"}
 
-    def sink(event: Event) -> None:
-        if quiet or event.kind == "run_finished":
-            return
-        style = styles.get(event.kind, "")
-        label = {"phase_started": "▶", "phase_finished": "✓", "phase_skipped": "·"}.get(
-            event.kind, " "
+_LABELS = {"phase_started": "▶", "phase_finished": "✓", "phase_skipped": "·"}
+_STYLES = {"phase_started": "bold cyan", "phase_finished": "green", "phase_skipped": "dim"}
+
+
+def _line(event: Any) -> str | None:
+    if event.kind == "run_finished":
+        return None
+    step = _step(event)
+    if step is not None:
+        label = f" ({escape(step.label)})" if step.label else ""
+        return f"  {event.phase:<10} {step.step} {step.done}/{step.total}{label}"
+    if not event.message:
+        return None
+    style = _STYLES.get(event.kind, "")
+    text = f"{_LABELS.get(event.kind, ' ')} {event.phase:<10} {escape(event.message)}"
+    return f"[{style}]{text}[/]" if style else text
+
+
+def _step(event: Any) -> Any:
+    from mlwizard.core.kernel.events import StepProgress
+
+    return event.payload if isinstance(event.payload, StepProgress) else None
+
+
+def _plain_line(event: Any) -> None:
+    text = _line(event)
+    if text is not None:
+        err.print(text, soft_wrap=True, markup=True)
+
+
+class _Bars:
+    """One bar per running phase (a spinner and the elapsed time) and one per counted step
+    (the model phase's candidates), above which messages scroll."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
         )
-        text = f"{label} {event.phase:<10} {escape(event.message)}"
-        err.print(f"[{style}]{text}[/]" if style else text, soft_wrap=True, markup=True)
 
-    return sink
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        step = _step(event)
+        if event.kind == "phase_started":
+            self._start()
+            self.tasks[event.phase] = self.progress.add_task(event.phase, total=None)
+        if step is not None:
+            key = f"{event.phase}:{step.step}"
+            if key not in self.tasks:
+                self._start()
+                self.tasks[key] = self.progress.add_task(f"{event.phase} {step.step}", total=None)
+            label = f"{event.phase} {step.step}" + (f" · {step.label}" if step.label else "")
+            self.progress.update(
+                self.tasks[key], completed=step.done, total=step.total or None, description=label
+            )
+            return
+        if event.kind in ("phase_finished", "phase_skipped", "run_finished"):
+            for key in [
+                k for k in self.tasks if k == event.phase or k.startswith(f"{event.phase}:")
+            ]:
+                self.progress.remove_task(self.tasks.pop(key))
+        text = _line(event)
+        if text is not None:
+            self.progress.console.print(text, soft_wrap=True, markup=True)
+        if event.kind == "run_finished" or (not self.tasks and event.kind == "phase_finished"):
+            self.close()
+
+    def close(self) -> None:
+        self.progress.stop()
+
+    def _start(self) -> None:
+        self.progress.start()  # idempotent while running; restarts after a stop

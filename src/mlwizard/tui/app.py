@@ -355,21 +355,18 @@ class MlwizardApp(ServiceControls):
         if event.message:
             self.activity = f"{event.phase}: {event.message}" if event.phase else event.message
             self._show_activity()
-        data = event.data
-        if event.phase == "model" and event.kind == "message" and "candidate" in data:
-            name = str(data["candidate"])
-            if data.get("started"):
-                self.live_runs[name] = {"status": "running", "message": event.message}
-            elif "status" in data:
-                self.live_runs[name] = {
-                    "status": data.get("status"),
-                    "score": data.get("score"),
-                    "duration_s": data.get("duration_s"),
-                    "deployable": data.get("deployable"),
-                    "message": event.message,
-                }
-            else:
-                return
+        run = event.payload
+        if isinstance(run, ev.CandidateStarted):
+            self.live_runs[run.candidate] = {"status": "running", "message": event.message}
+        elif isinstance(run, ev.CandidateFinished):
+            self.live_runs[run.candidate] = {
+                "status": run.status,
+                "score": run.score,
+                "duration_s": run.duration_s,
+                "deployable": run.deployable,
+                "message": event.message,
+            }
+        if isinstance(run, ev.CandidateStarted | ev.CandidateFinished):
             self.tell_screens("live")
 
     @on(PhaseFailed)

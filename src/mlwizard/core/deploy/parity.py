@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from mlwizard.core.contract.features import feature_frame
 from mlwizard.core.contract.schema import Schema
+from mlwizard.core.export.parity import PROBA_TOLERANCE, REGRESSION_TOLERANCE  # one home
 from mlwizard.core.kernel.errors import QualityGateError
 from mlwizard.serving import predictor as serving_predictor
 
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 # The serving runtime is a real module of mlwizard; every bundle gets a copy of its file.
 SERVING_RUNTIME = Path(serving_predictor.__file__)
 PARITY_MAX_ROWS = 50_000  # enough rows to catch a bad conversion; bounded time on big splits
-PROBA_TOLERANCE = 1e-4  # absolute, on class probabilities
-REGRESSION_TOLERANCE = 1e-4  # relative: allowed diff = tol * (1 + max |prediction|)
 _counter = itertools.count()
 
 

@@ -1,17 +1,15 @@
-"""Export fitted pipelines to ONNX and check that the export predicts what the pipeline predicts.
+"""Export fitted pipelines to ONNX, with fixed names so identical models give identical bytes.
 
-Conversions can be silently wrong (shared/ONNX_NOTES.md), so no export is trusted without
-`check_parity` on held-out rows. The graph takes one input per feature, named `Feature.input`:
-float32 [N, 1] for numerics (NaN = missing), string [N, 1] for categoricals (missing = the
-schema's token). Classifiers output `label` int64 [N] and `probabilities` float [N, C];
-regressors output `variable` float [N, 1].
+Conversions can be silently wrong (shared/ONNX_NOTES.md), so no export is trusted without a
+parity check on every split (`parity.check_export`). The graph takes one input per feature,
+named `Feature.input`: float32 [N, 1] for numerics (NaN = missing), string [N, 1] for
+categoricals (missing = the schema's token). Classifiers output `label` int64 [N] and
+`probabilities` float [N, C]; regressors output `variable` float [N, 1].
 """
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +20,14 @@ from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from mlwizard.core.contract.schema import FLOAT_KINDS, Schema
+from mlwizard.core.export import trees
 from mlwizard.core.kernel.errors import MlwizardError
 
 # Pinned so a model exported today loads in the service's (possibly older) onnxruntime.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+GRAPH_NAME = "mlwizard"
 CLASSIFIER_OUTPUTS = ("label", "probabilities")
 REGRESSOR_OUTPUTS = ("variable",)
-PROBA_TOLERANCE = 1e-4  # absolute, on class probabilities
-REGRESSION_TOLERANCE = 1e-4  # relative: allowed diff = tol * (1 + max |prediction|)
 
 
 class ExportError(MlwizardError):
@@ -38,35 +36,6 @@ class ExportError(MlwizardError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class Parity:
-    """How closely the ONNX model reproduces the native pipeline on some rows."""
-
-    rows: int
-    max_abs_diff: float  # over class probabilities, or regression values
-    tolerance: float
-    label_agreement: float | None  # classifiers: share of rows with the same label
-    ok: bool
-
-    @property
-    def reason(self) -> str:
-        if self.ok:
-            return ""
-        if self.rows == 0:
-            return "parity not checked: no rows"
-        return (
-            f"ONNX output differs from the pipeline by {self.max_abs_diff:.3g} "
-            f"(tolerance {self.tolerance:.3g}) on {self.rows} rows"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able: non-finite differences become None."""
-        values = asdict(self)
-        if not math.isfinite(self.max_abs_diff):
-            values["max_abs_diff"] = None
-        return values
 
 
 def initial_types(schema: Schema) -> list[tuple[str, Any]]:
@@ -89,6 +58,7 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
 
     from mlwizard.core.export import catboost_onnx, features_graph
 
+    trees.align_thresholds(pipeline)  # in place; predictions on float32 inputs unchanged
     if catboost_onnx.contains_catboost(pipeline):
         catboost_onnx.register()
     features_graph.register()
@@ -108,7 +78,7 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
         raise ExportError(_conversion_reason(exc)) from exc
     if skewed:  # the log-scale prediction mapped back, inside the graph
         model = features_graph.append_inverse(model)
-    data = model.SerializeToString()
+    data = _normalised(model)
     expected = CLASSIFIER_OUTPUTS if classifier else REGRESSOR_OUTPUTS
     try:
         session = make_session(data)
@@ -121,6 +91,13 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
     except Exception as exc:
         raise ExportError(f"exported model does not run in onnxruntime: {_short(exc)}") from exc
     return data
+
+
+def _normalised(model: Any) -> bytes:
+    """Serialized with fixed names: skl2onnx names the graph with a random UUID, so identical
+    models would give different bytes."""
+    model.graph.name = GRAPH_NAME
+    return bytes(model.SerializeToString(deterministic=True))
 
 
 def make_session(model: bytes | Path, threads: int = 1) -> ort.InferenceSession:
@@ -163,36 +140,6 @@ def predict_onnx(
     """Run the model on a `feature_frame`; returns outputs by name."""
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(None, onnx_feed(frame, schema)), strict=True))
-
-
-def check_parity(
-    pipeline: Pipeline, model: bytes | Path, frame: pd.DataFrame, schema: Schema
-) -> Parity:
-    """Compare the native pipeline's predictions with the ONNX model's on `frame`."""
-    rows = len(frame)
-    classifier = is_classifier(pipeline)
-    if rows == 0:
-        tolerance = PROBA_TOLERANCE if classifier else REGRESSION_TOLERANCE
-        return Parity(0, float("nan"), tolerance, None, ok=False)
-    outputs = predict_onnx(make_session(model), frame, schema)
-    if classifier:
-        native = pipeline.predict_proba(frame)
-        onnx_proba = np.asarray(outputs["probabilities"], dtype=np.float64)
-        if onnx_proba.shape != native.shape:
-            return Parity(rows, float("inf"), PROBA_TOLERANCE, None, ok=False)
-        diff = float(np.max(np.abs(native - onnx_proba)))
-        labels = np.asarray(outputs["label"]).ravel()
-        # CatBoost's predict returns [N, 1]: flatten before comparing row by row.
-        native_labels = np.asarray(pipeline.predict(frame)).ravel()
-        agreement = float(np.mean(labels == native_labels))
-        return Parity(rows, diff, PROBA_TOLERANCE, agreement, ok=diff <= PROBA_TOLERANCE)
-    native = np.asarray(pipeline.predict(frame), dtype=np.float64).ravel()
-    values = np.asarray(outputs["variable"], dtype=np.float64).ravel()
-    tolerance = REGRESSION_TOLERANCE * (1.0 + float(np.max(np.abs(native))))
-    if values.shape != native.shape:
-        return Parity(rows, float("inf"), tolerance, None, ok=False)
-    diff = float(np.max(np.abs(native - values)))
-    return Parity(rows, diff, tolerance, None, ok=diff <= tolerance)
 
 
 def _check_classes(pipeline: Pipeline, schema: Schema) -> None:

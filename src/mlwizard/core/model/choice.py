@@ -8,22 +8,21 @@ baseline, the ensemble) is ranked by its validation score alone.
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlwizard.core.contract.tasks import Direction
+from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.metrics import is_better
 
 
-def rank_score(run: dict[str, Any]) -> float | None:
+def rank_score(run: RunResult) -> float | None:
     """The score runs are compared by (see the module's docstring)."""
-    validation = run.get("score")
-    scores = (run.get("cv") or {}).get("scores") or []
+    validation = run.score
+    scores = (run.cv or {}).get("scores") or []
     if validation is None or not scores or any(s is None for s in scores):
         return validation
     return (float(sum(scores)) + float(validation)) / (len(scores) + 1)
 
 
-def best(runs: list[dict[str, Any]], direction: Direction) -> dict[str, Any] | None:
+def best(runs: list[RunResult], direction: Direction) -> RunResult | None:
     """The best run by `rank_score`; ties go to the earlier run in the configured order."""
     chosen = None
     for run in runs:
@@ -32,12 +31,12 @@ def best(runs: list[dict[str, Any]], direction: Direction) -> dict[str, Any] | N
     return chosen
 
 
-def how_chosen(run: dict[str, Any], metric: str) -> str:
+def how_chosen(run: RunResult, metric: str) -> str:
     """Words for the choice, e.g. 'CV and validation pooled 0.8412 (5 folds + validation)'."""
-    scores = (run.get("cv") or {}).get("scores") or []
+    scores = (run.cv or {}).get("scores") or []
     value = rank_score(run)
     if value is None:
         return f"validation {metric} n/a"
-    if scores and value != run.get("score"):
+    if scores and value != run.score:
         return f"{metric} {value:.4g} over {len(scores)} CV folds and the validation split"
     return f"validation {metric} {value:.4g}"

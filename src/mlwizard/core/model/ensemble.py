@@ -26,12 +26,13 @@ from sklearn.preprocessing import LabelEncoder
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import Direction
-from mlwizard.core.export.onnx_export import ExportError, check_parity, export_pipeline
+from mlwizard.core.export.onnx_export import ExportError, export_pipeline
+from mlwizard.core.export.parity import check_export
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.model import fitting
 from mlwizard.core.model.choice import rank_score
-from mlwizard.core.model.jobs import new_result
+from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.metrics import evaluate, is_better
 
 NAME = "ensemble"
@@ -41,24 +42,29 @@ SAFETY = 1.5
 SELECTION_STEPS = 12  # greedy selection rounds: weights are multiples of 1/12
 
 
-def members(deployable: list[dict[str, Any]], direction: Direction) -> list[dict[str, Any]]:
+def members(deployable: list[RunResult], direction: Direction) -> list[RunResult]:
     """The best deployable runs with a defined score, best first (as `choice` ranks them)."""
     scored = [r for r in deployable if rank_score(r) is not None]
     scored.sort(key=lambda r: rank_score(r) or 0.0, reverse=direction == "maximize")
     return scored[:MAX_MEMBERS]
 
 
-def expected_seconds(chosen: list[dict[str, Any]]) -> float:
-    exports = sum(float(r.get("export_s") or 1.0) for r in chosen)
+def expected_seconds(chosen: list[RunResult]) -> float:
+    exports = sum(float(r.export_s or 1.0) for r in chosen)
     loading = 0.0 if "skl2onnx" in sys.modules else SKL2ONNX_IMPORT_S
     return SAFETY * exports + loading
 
 
-def build(
-    chosen: list[dict[str, Any]], schema: Schema, weights: list[float] | None = None
-) -> Pipeline:
+def build(chosen: list[RunResult], schema: Schema, weights: list[float] | None = None) -> Pipeline:
     """A fitted soft-voting model over the members' fitted pipelines, as a one-step pipeline."""
-    fitted = [(r["candidate"], joblib.load(r["joblib"])) for r in chosen]
+    fitted = [(r.candidate, joblib.load(r.joblib_path)) for r in chosen]
+    return assemble(fitted, schema, weights)
+
+
+def from_pipelines(
+    fitted: list[tuple[str, Pipeline]], schema: Schema, weights: list[float] | None = None
+) -> Pipeline:
+    """The voting model over named fitted pipelines (`reproduce`): `assemble`."""
     return assemble(fitted, schema, weights)
 
 
@@ -82,8 +88,8 @@ def assemble(
 
 
 def attempt(
-    chosen: list[dict[str, Any]],
-    best: dict[str, Any],
+    chosen: list[RunResult],
+    best: RunResult,
     schema: Schema,
     x_valid: pd.DataFrame,
     y_valid: np.ndarray,
@@ -91,19 +97,19 @@ def attempt(
     metric: str,
     direction: Direction,
     out_dir: Path,
-) -> tuple[dict[str, Any] | None, str]:
+) -> tuple[RunResult | None, str]:
     """The ensemble as a run result if it is kept, else None; and what happened, in words."""
     start = time.perf_counter()
-    names = [r["candidate"] for r in chosen]
+    names = [r.candidate for r in chosen]
     n_classes = len(schema.classes or [])
-    fitted = [(r["candidate"], joblib.load(r["joblib"])) for r in chosen]
+    fitted = [(r.candidate, joblib.load(r.joblib_path)) for r in chosen]
     predictions = [fitting.predict(p, x_valid, n_classes) for _, p in fitted]
     weights, how = choose_weights(predictions, y_valid, schema.task, n_classes, metric, direction)
     if weights is not None:  # members the selection never picked are left out
         kept = [index for index, w in enumerate(weights) if w > 0]
         chosen, fitted = [chosen[i] for i in kept], [fitted[i] for i in kept]
         predictions, weights = [predictions[i] for i in kept], [weights[i] for i in kept]
-        names = [r["candidate"] for r in chosen]
+        names = [r.candidate for r in chosen]
         if len(kept) < 2:
             return None, f"weighted selection among the best runs kept {names[0]} alone"
     pipeline = assemble(fitted, schema, weights)
@@ -114,21 +120,22 @@ def attempt(
         if score is not None
         else ""
     )
-    if not is_better(score, best["score"], direction):
-        return None, f"{what}, not better than {best['candidate']} alone: not kept"
+    if not is_better(score, best.score, direction):
+        return None, f"{what}, not better than {best.candidate} alone: not kept"
     try:
         model = export_pipeline(pipeline, schema, x_valid)
     except ExportError as exc:
         return None, f"{what}, but not deployable ({exc.reason}): not kept"
-    parity = check_parity(pipeline, model, x_valid, schema)
+    parity = check_export(pipeline, model, {"valid": x_valid}, schema)
     if not parity.ok:
         return None, f"{what}, but not deployable ({parity.reason}): not kept"
-    stem = out_dir / f"{NAME}-{hash_value([r.get('key') for r in chosen])[:16]}"
+    stem = out_dir / f"{NAME}-{hash_value([r.key for r in chosen])[:16]}"
     onnx_path = atomic.write_bytes(stem.with_suffix(".onnx"), model)
     with atomic.atomic_path(stem.with_suffix(".joblib")) as tmp:
         joblib.dump(pipeline, tmp)
-    result = new_result(NAME, "done")
-    result.update(
+    result = RunResult(
+        NAME,
+        "done",
         deployable=True,
         params={
             "estimator": type(pipeline[-1]).__name__,
@@ -140,10 +147,10 @@ def attempt(
         parity=parity.to_dict(),
         onnx=str(onnx_path),
         joblib=str(stem.with_suffix(".joblib")),
-        complete=all(r.get("complete") for r in chosen),
+        complete=all(r.complete for r in chosen),
         duration_s=round(time.perf_counter() - start, 3),
     )
-    return result, f"{what}, better than {best['candidate']} alone ({best['score']:.4g}): kept"
+    return result, f"{what}, better than {best.candidate} alone ({best.score:.4g}): kept"
 
 
 def choose_weights(

@@ -7,10 +7,10 @@ the worker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mlwizard.core.contract.tasks import Direction
 
@@ -33,29 +33,76 @@ class TrainJob:
     budget_s: float
     share_s: float  # this job's share of the budget, from when the worker starts it
     hard_deadline: float  # time.monotonic(): the parent terminates the worker
+    tune: bool = True  # False: the family's defaults only, no search (see `insurance`)
 
 
-def new_result(candidate: str, status: str, reason: str = "") -> dict[str, Any]:
-    """The shape of a run's result; also used by the parent for runs that never reported."""
-    return {
-        "candidate": candidate,
-        "status": status,  # done | failed | skipped | cancelled
-        "deployable": False,
-        "reason": reason,
-        "started_at": datetime.now(UTC).isoformat(),
-        "duration_s": None,
-        "fit_s": None,
-        "export_s": None,  # export and parity check
-        "params": {},
-        "validation": {},
-        "cv": None,
-        "search": None,
-        "parity": None,
-        "onnx": None,
-        "joblib": None,
-        "threads": None,
-        "complete": False,  # the search ran all its configurations and the refit was not cut
-        "notes": [],
-        "key": None,
-        "budget_s": None,
-    }
+RunStatus = Literal["done", "failed", "skipped", "cancelled"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class RunResult:
+    """One candidate's run: what a worker returns, what the cache stores, what the phase ranks.
+
+    Also made by the parent for runs that never reported (skipped, cancelled, a dead worker) and
+    for the ensemble. `score` and `reused` are set when the run is recorded (`RunLog.record`).
+    """
+
+    candidate: str
+    status: RunStatus
+    reason: str = ""
+    deployable: bool = False
+    started_at: str = field(default_factory=_now)
+    duration_s: float | None = None
+    fit_s: float | None = None
+    export_s: float | None = None  # export and parity check
+    params: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, float | None] = field(default_factory=dict)
+    cv: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
+    parity: dict[str, Any] | None = None
+    onnx: str | None = None
+    joblib: str | None = None
+    threads: int | None = None
+    complete: bool = False  # the search ran all its configurations and the refit was not cut
+    notes: list[str] = field(default_factory=list)
+    key: str | None = None
+    budget_s: float | None = None
+    recipe: dict[str, Any] | None = None  # how the final model was fitted (`reproduce`)
+    score: float | None = None  # validation score on the phase's metric
+    reused: bool = False  # loaded from the run cache, not trained in this phase run
+    library_warnings: list[dict[str, Any]] = field(default_factory=list)  # the worker's, summarised
+    # Unsupervised runs: the clusters chosen, or the anomaly share and where it came from.
+    clusters: int | None = None
+    contamination: float | None = None
+    contamination_source: str | None = None
+    worker: str | None = None  # where a remote executor ran it (address, host, pid)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def onnx_path(self) -> Path:
+        """The exported model; only asked of deployable runs, which always have one."""
+        if not self.onnx:
+            raise ValueError(f"{self.candidate}: no ONNX model")
+        return Path(self.onnx)
+
+    @property
+    def joblib_path(self) -> Path:
+        if not self.joblib:
+            raise ValueError(f"{self.candidate}: no saved pipeline")
+        return Path(self.joblib)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunResult:
+        """From `to_dict` output (a cached run); unknown keys (older caches) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})

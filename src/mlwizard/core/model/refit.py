@@ -32,10 +32,12 @@ from sklearn.pipeline import Pipeline
 
 from mlwizard.core.contract.features import feature_frame, target_vector
 from mlwizard.core.contract.schema import Schema
-from mlwizard.core.export.onnx_export import ExportError, check_parity, export_pipeline
+from mlwizard.core.export.onnx_export import ExportError, export_pipeline
+from mlwizard.core.export.parity import check_export
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.model import candidates, ensemble
+from mlwizard.core.model.jobs import RunResult
 
 MARGIN = 1.3  # on the time estimate from the run's own refit
 EXPORT_DEFAULT_S = 1.0
@@ -80,15 +82,15 @@ class Refits:
 
 def in_phase(
     ctx: PhaseContext,
-    best: dict[str, Any],
-    deployable: list[dict[str, Any]],
+    best: RunResult,
+    deployable: list[RunResult],
     schema: Schema,
     tables: dict[str, pd.DataFrame],
     *,
     deadline: float,
 ) -> Refits:
     """`refit` as the model phase runs it: the project's `refit_full`, and messages."""
-    name = best["candidate"]
+    name = best.candidate
     done = refit(
         best, deployable, schema, tables, refit_full=ctx.config.model.refit_full, deadline=deadline
     )
@@ -105,10 +107,10 @@ def in_phase(
     return done
 
 
-def write_model(ctx: PhaseContext, best: dict[str, Any], model: Model | None) -> dict[str, Path]:
+def write_model(ctx: PhaseContext, best: RunResult, model: Model | None) -> dict[str, Path]:
     """model.onnx and model.joblib: the deployed refit, else the chosen run's own files."""
     if model is None:
-        onnx, pipeline = Path(best["onnx"]).read_bytes(), Path(best["joblib"]).read_bytes()
+        onnx, pipeline = best.onnx_path.read_bytes(), best.joblib_path.read_bytes()
         return {
             "onnx": atomic.write_bytes(ctx.artifact("model.onnx"), onnx),
             "pipeline": atomic.write_bytes(ctx.artifact("model.joblib"), pipeline),
@@ -120,8 +122,8 @@ def write_model(ctx: PhaseContext, best: dict[str, Any], model: Model | None) ->
 
 
 def refit(
-    best: dict[str, Any],
-    runs: list[dict[str, Any]],
+    best: RunResult,
+    runs: list[RunResult],
     schema: Schema,
     tables: dict[str, pd.DataFrame],
     *,
@@ -140,13 +142,15 @@ def refit(
     train_rows = len(tables["train"])
     tv = pd.concat([tables["train"], tables["valid"]], ignore_index=True)
     every = pd.concat([tv, tables["test"]], ignore_index=True) if refit_full else None
-    cost = sum(float(r.get("fit_s") or 0.0) + float(r.get("export_s") or 0.0) for r in members)
+    cost = sum(float(r.fit_s or 0.0) + float(r.export_s or 0.0) for r in members)
     cost = max(cost, EXPORT_DEFAULT_S) * MARGIN / max(1, train_rows)
 
     def fits(*row_counts: int) -> bool:
         return time.monotonic() + cost * sum(row_counts) <= deadline
 
-    check = feature_frame(tables["valid"], schema)
+    # Parity on every split's features (no labels) and the trees' edge rows, as the runs' own
+    # exports were checked (`deploycheck`): the model deployed must hold where served.
+    check = {name: feature_frame(tables[name], schema) for name in ("train", "valid", "test")}
     if every is not None and not fits(len(tv), len(every)):
         if fits(len(every)):
             out.notes.append(
@@ -172,48 +176,48 @@ def refit(
     return out
 
 
-def _members(best: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if best["candidate"] != ensemble.NAME:
-        return [best] if best.get("joblib") else []
-    names = (best.get("params") or {}).get("members") or []
-    by_name = {r["candidate"]: r for r in runs if r.get("joblib")}
+def _members(best: RunResult, runs: list[RunResult]) -> list[RunResult]:
+    if best.candidate != ensemble.NAME:
+        return [best] if best.joblib else []
+    names = best.params.get("members") or []
+    by_name = {r.candidate: r for r in runs if r.joblib}
     return [by_name[n] for n in names] if all(n in by_name for n in names) else []
 
 
 def _attempt(
-    best: dict[str, Any],
-    members: list[dict[str, Any]],
+    best: RunResult,
+    members: list[RunResult],
     schema: Schema,
     table: pd.DataFrame,
-    check: pd.DataFrame,
+    check: dict[str, pd.DataFrame],
     notes: list[str],
 ) -> Model | None:
-    """Fit on `table`, export, check parity on `check` rows; None (and a note) on failure."""
+    """Fit on `table`, export, check parity on the `check` frames; None (and a note) on failure."""
     x, y = feature_frame(table, schema), target_vector(table, schema)
-    fitted = [(r["candidate"], refit_pipeline(r, x, y)) for r in members]
-    if best["candidate"] == ensemble.NAME:
-        pipeline = ensemble.assemble(fitted, schema, (best.get("params") or {}).get("weights"))
+    fitted = [(r.candidate, refit_pipeline(r, x, y)) for r in members]
+    if best.candidate == ensemble.NAME:
+        pipeline = ensemble.assemble(fitted, schema, best.params.get("weights"))
     else:
         pipeline = fitted[0][1]
     try:
-        model = export_pipeline(pipeline, schema, check)
+        model = export_pipeline(pipeline, schema, check["valid"])
     except ExportError as exc:
         notes.append(f"the refit on {len(table)} rows is not exportable ({exc.reason}): dropped")
         return None
-    parity = check_parity(pipeline, model, check, schema)
+    parity = check_export(pipeline, model, check, schema)
     if not parity.ok:
         notes.append(f"the refit on {len(table)} rows fails parity ({parity.reason}): dropped")
         return None
     return Model(pipeline, model, len(table), parity.to_dict())
 
 
-def refit_pipeline(run: dict[str, Any], x: pd.DataFrame, y: np.ndarray) -> Pipeline:
+def refit_pipeline(run: RunResult, x: pd.DataFrame, y: np.ndarray) -> Pipeline:
     """The run's fitted pipeline, cloned with the same settings and fitted on (x, y).
 
     Boosters keep the number of rounds the run's own fit ended with; forests keep the leaf-size
     floor that bounds their ONNX size, for the new row count; work uses every core.
     """
-    fitted = joblib.load(run["joblib"])
+    fitted = joblib.load(run.joblib_path)
     pipeline = clone(fitted)
     model, learned = pipeline.steps[-1][1], fitted.steps[-1][1]
     cores = os.cpu_count() or 1
@@ -224,7 +228,7 @@ def refit_pipeline(run: dict[str, Any], x: pd.DataFrame, y: np.ndarray) -> Pipel
         model.set_params(thread_count=cores)
         if hasattr(learned, "tree_count_"):
             model.set_params(iterations=int(learned.tree_count_))
-    forest = run["candidate"] in candidates.FORESTS
+    forest = run.candidate in candidates.FORESTS
     if forest:
         model.set_params(n_jobs=cores)
         floor = max(1, len(x) // candidates.MAX_FOREST_LEAVES)

@@ -18,8 +18,9 @@ from typing import Any
 
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.hashing import hash_value
+from mlwizard.core.model.jobs import RunResult
 
-SEARCH_VERSION = 1  # bump when training code changes what a run produces
+SEARCH_VERSION = 2  # bump when training code changes what a run produces
 KEY_PACKAGES = ("scikit-learn", "catboost", "numpy", "skl2onnx", "onnx", "onnxruntime")
 
 
@@ -52,34 +53,36 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
-def save(files: RunFiles, result: dict[str, Any]) -> None:
+def save(files: RunFiles, result: RunResult) -> None:
     """Write the result last: its presence marks the run finished. Paths stored by file name."""
-    stored = dict(result)
+    stored = result.to_dict()
     for name in ("onnx", "joblib"):
-        stored[name] = Path(result[name]).name if result.get(name) else None
+        stored[name] = Path(stored[name]).name if stored.get(name) else None
     atomic.write_json(files.result, stored)
 
 
-def load(files: RunFiles, budget_s: float) -> dict[str, Any] | None:
+def load(files: RunFiles, budget_s: float) -> RunResult | None:
     """A finished run to reuse, or None.
 
     A run whose search the time budget cut short is reused only under a budget no larger than
     the one it had: with more time the search would go further.
     """
     try:
-        result = json.loads(files.result.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+        raw = json.loads(files.result.read_text(encoding="utf-8"))
+        result = RunResult.from_dict(raw)
+    except (FileNotFoundError, ValueError, TypeError):
         return None
-    if result.get("status") != "done":
+    if result.status != "done":
         return None
-    if not result.get("complete") and float(result.get("budget_s") or 0) < budget_s:
+    if not result.complete and float(result.budget_s or 0) < budget_s:
         return None
     for name in ("onnx", "joblib"):
-        if result.get(name):
-            path = files.result.parent / result[name]
+        stored = getattr(result, name)
+        if stored:
+            path = files.result.parent / stored
             if not path.is_file():
                 return None
-            result[name] = str(path)
+            setattr(result, name, str(path))
     return result
 
 

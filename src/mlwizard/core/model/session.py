@@ -14,11 +14,13 @@ from typing import Any
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import METRICS, Direction
+from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
-from mlwizard.core.model import candidates, executors, runcache, sampling, worker_entry
+from mlwizard.core.kernel.errors import QualityGateError
+from mlwizard.core.model import candidates, executors, insurance, runcache, sampling, worker_entry
 from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline, refit_reserve
 from mlwizard.core.model.candidates import BASELINE, FAMILIES, START_ORDER
-from mlwizard.core.model.jobs import TrainJob, new_result
+from mlwizard.core.model.jobs import RunResult, TrainJob
 from mlwizard.core.model.leaderboard import RunLog
 from mlwizard.core.model.metrics import check_metric
 
@@ -64,7 +66,8 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         for name in names
     }
     log = RunLog(ctx, metric, seed)
-    results: dict[str, dict[str, Any]] = {}
+    log.total = len(names)
+    results: dict[str, RunResult] = {}
     for name in names:
         cached = runcache.load(planned[name].files, seconds)
         if cached is not None:
@@ -93,19 +96,37 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         "split_strategy": strategy,
         "split_column": column,
     }
+    cover = insurance.Insurance(
+        [
+            insurance.quick_job(
+                trainer.make_job(n, time.monotonic(), job_fields),
+                runcache.run_key(full=planned[n].key, quick=True),
+            )
+            for n in insurance.insured(to_train, budget)
+        ]
+    ).start()
     unfinished = trainer.run(to_train, job_fields)
+    if any(n in cover.names for n in unfinished) and not ctx.cancel.is_set():
+        cover.wait(until=budget.training_deadline + budget.reserve / 2)
     for name in unfinished:
-        if ctx.cancel.is_set():
-            results[name] = log.record(new_result(name, "cancelled", "cancelled by the user"))
+        if name in cover.results and not ctx.cancel.is_set():
+            results[name] = log.record(cover.results[name])
+        elif ctx.cancel.is_set():
+            results[name] = log.record(RunResult(name, "cancelled", "cancelled"))
         else:
             reason = (
                 "still training when the time budget ran out"
                 if name in trainer.started
                 else "not started before the time budget ran out"
             )
-            results[name] = log.record(new_result(name, "skipped", reason))
+            results[name] = log.record(RunResult(name, "skipped", reason))
     ctx.check_cancelled()
 
+    if not ctx.cancel.is_set() and not any(r.finished for r in results.values()):
+        cover.wait(until=budget.end - insurance.END_MARGIN_S)
+        raise QualityGateError(
+            insurance.nothing_finished([results[n] for n in names], budget, cover.took())
+        )
     from mlwizard.core.model.finish import Inputs, finish
 
     inputs = Inputs(
@@ -125,8 +146,9 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     if sample is not None:
         outcome.metrics["training_sample"] = sample.to_dict()
     kept = {planned[n].files.result.stem for n in names}
-    kept |= {Path(r["onnx"]).stem for r in inputs.ordered if r.get("onnx")}  # the ensemble
+    kept |= {Path(r.onnx).stem for r in inputs.ordered if r.onnx}  # the ensemble
     runcache.prune(out_dir, kept)
+    runcache.prune(out_dir / insurance.INSURED_DIR, kept)
     return outcome
 
 
@@ -138,7 +160,7 @@ class _Trainer:
         self,
         ctx: PhaseContext,
         planned: dict[str, Planned],
-        results: dict[str, dict[str, Any]],
+        results: dict[str, RunResult],
         log: RunLog,
         budget: Budget,
         workers: int,
@@ -172,7 +194,7 @@ class _Trainer:
             on_start=self.on_start,
         )
 
-    def make_job(self, name: str, now: float) -> TrainJob:
+    def make_job(self, name: str, now: float, job_fields: dict[str, Any] | None = None) -> TrainJob:
         queued = [FAMILIES[n].weight for n in self.queue if n not in self.started and n != name]
         deadline = job_deadline(
             now,
@@ -192,25 +214,31 @@ class _Trainer:
             budget_s=self.budget.seconds,
             share_s=deadline - now,
             hard_deadline=self.budget.training_deadline,
-            **self.job_fields,
+            **(job_fields or self.job_fields),
         )
 
     def on_start(self, name: str, job: TrainJob) -> None:
         self.started.add(name)
         self.running_until[name] = time.monotonic() + job.share_s
         share = f"{job.share_s:.1f}" if job.share_s < 10 else f"{job.share_s:.0f}"
-        self.ctx.message(
-            f"{name}: started (its share of the time budget: {share}s)",
-            candidate=name,
-            started=True,
-        )
+        text = f"{name}: started (its share of the time budget: {share}s)"
+        started = ev.CandidateStarted(name, job.share_s)
+        self.ctx.emit(ev.Event(self.ctx.phase, "message", text, payload=started))
 
-    def on_done(self, name: str, result: dict[str, Any] | None, error: str | None) -> None:
+    def on_done(self, name: str, result: RunResult | None, error: str | None) -> None:
         self.running_until.pop(name, None)
-        if result is None:
-            result = new_result(name, "failed", f"worker error: {error}"[:300])
-        self.ctx.library_warnings.extend(result.pop("library_warnings", []))
+        if result is None and (self.ctx.cancel.is_set() or _interrupted(error)):
+            result = RunResult(name, "cancelled", "cancelled")
+        elif result is None:
+            result = RunResult(name, "failed", f"worker error: {error}"[:300])
+        self.ctx.library_warnings.extend(result.library_warnings)
+        result.library_warnings = []
         self.results[name] = self.log.record(result)
+
+
+def _interrupted(error: str | None) -> bool:
+    """A worker stopped by Ctrl-C reports a KeyboardInterrupt, not a failure of the model."""
+    return bool(error) and str(error).split(":", 1)[0] in {"KeyboardInterrupt", "CancelledError"}
 
 
 def _plan(

@@ -49,11 +49,14 @@ def choose(
     values = _metric(target, tp, fp, fn, tn)
     index = _pick(values, thresholds)
     half = _metric(target, *(np.array([v]) for v in _at(0.5, y, positive)))
-    why = "the discovery metric" if target == metric else f"F1 ({metric} needs no threshold)"
+    if target == metric:
+        objective = f"maximize validation {target}, the discovery metric"
+    else:  # e.g. roc_auc ranks probabilities and is the same at every threshold
+        objective = f"maximize validation F1, since {metric} does not depend on the threshold"
     return {
         "value": float(thresholds[index]),
         "chosen_by": target,
-        "objective": f"maximize validation {target}: {why}",
+        "objective": objective,
         "validation_value": float(values[index]),
         "value_at_0_5": float(half[0]),
     }

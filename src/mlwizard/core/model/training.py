@@ -23,10 +23,12 @@ from threadpoolctl import threadpool_info
 
 from mlwizard.core.contract.features import feature_frame, target_vector
 from mlwizard.core.contract.schema import Schema
-from mlwizard.core.export.onnx_export import ExportError, check_parity, export_pipeline
+from mlwizard.core.export.onnx_export import ExportError, export_pipeline
+from mlwizard.core.export.parity import check_export
+from mlwizard.core.export.trees import align_thresholds
 from mlwizard.core.kernel import atomic
 from mlwizard.core.model import candidates, cv, fitting, runcache, tuning
-from mlwizard.core.model.jobs import TrainJob, new_result
+from mlwizard.core.model.jobs import RunResult, TrainJob
 from mlwizard.core.model.metrics import evaluate
 
 EXPORT_FIXED_S = 0.3
@@ -37,12 +39,11 @@ EXPORT_FACTOR_DEFAULT = 0.5
 REFIT_MARGIN = 1.2
 
 
-def train_candidate(job: TrainJob) -> dict[str, Any]:
+def train_candidate(job: TrainJob) -> RunResult:
     start = time.perf_counter()
     # The share counts from here: a worker's start-up (imports) is not the job's time.
     deadline = min(job.hard_deadline, time.monotonic() + job.share_s)
-    result = new_result(job.candidate, "failed")
-    result.update(key=job.key, budget_s=job.budget_s)
+    result = RunResult(job.candidate, "failed", key=job.key, budget_s=job.budget_s)
     schema = Schema.load(job.schema)
     n_classes = len(schema.classes or [])
     train, valid = pd.read_parquet(job.train), pd.read_parquet(job.valid)
@@ -56,7 +57,7 @@ def train_candidate(job: TrainJob) -> dict[str, Any]:
         )
 
     try:
-        if family.trials:
+        if family.trials and job.tune:
             pipeline, refit_s = _tune_and_refit(
                 job, deadline, result, build, schema, train, x_train, y_train
             )
@@ -65,35 +66,39 @@ def train_candidate(job: TrainJob) -> dict[str, Any]:
             info = fitting.fit(
                 pipeline, family, x_train, y_train, seed=job.seed, deadline=job.hard_deadline
             )
-            refit_s, result["complete"] = info.seconds, True
+            refit_s, result.complete = info.seconds, True
+            result.recipe = recipe(
+                {}, "train", job.threads, rounds=info.rounds if info.truncated else None
+            )
     except Exception as exc:  # a model failing on this data is a result, not a crash
-        result["reason"] = f"training failed: {type(exc).__name__}: {exc}"[:300]
+        result.reason = f"training failed: {type(exc).__name__}: {exc}"[:300]
         return _finish(result, start)
-    result["fit_s"] = round(refit_s, 3)
-    result["params"] = candidates.describe(pipeline)
+    result.fit_s = round(refit_s, 3)
+    align_thresholds(pipeline)  # thresholds where the ONNX graph compares; predictions unchanged
+    result.params = candidates.describe(pipeline)
     prediction = fitting.predict(pipeline, x_valid, n_classes)
-    result["validation"] = evaluate(schema.task, y_valid, prediction, n_classes)
-    result["status"] = "done"
+    result.validation = evaluate(schema.task, y_valid, prediction, n_classes)
+    result.status = "done"
 
     files = runcache.RunFiles.of(job.out_dir, job.candidate, job.key)
     with atomic.atomic_path(files.joblib) as tmp:
         joblib.dump(pipeline, tmp)
-    result["joblib"] = str(files.joblib)
+    result.joblib = str(files.joblib)
     exported = time.perf_counter()
     try:
         if job.candidate == candidates.BASELINE:  # known: saves loading skl2onnx in the worker
             raise ExportError(f"no ONNX converter for {type(pipeline[-1]).__name__} (skl2onnx)")
         model = export_pipeline(pipeline, schema, x_valid)
     except ExportError as exc:
-        result["reason"] = exc.reason
+        result.reason = exc.reason
     else:
         atomic.write_bytes(files.onnx, model)
-        result["onnx"] = str(files.onnx)
-        parity = check_parity(pipeline, model, x_valid, schema)
-        result["parity"] = parity.to_dict()
-        result["deployable"] = parity.ok
-        result["reason"] = parity.reason
-    result["export_s"] = round(time.perf_counter() - exported, 3)
+        result.onnx = str(files.onnx)
+        parity = check_export(pipeline, model, {"train": x_train, "valid": x_valid}, schema)
+        result.parity = parity.to_dict()
+        result.deployable = parity.ok
+        result.reason = parity.reason
+    result.export_s = round(time.perf_counter() - exported, 3)
     _finish(result, start)
     runcache.save(files, result)
     return result
@@ -102,7 +107,7 @@ def train_candidate(job: TrainJob) -> dict[str, Any]:
 def _tune_and_refit(
     job: TrainJob,
     deadline: float,
-    result: dict[str, Any],
+    result: RunResult,
     build: Any,
     schema: Schema,
     train: pd.DataFrame,
@@ -119,7 +124,8 @@ def _tune_and_refit(
         column=job.split_column,
         seed=job.seed,
     )
-    result["cv"] = folds.describe()
+    described = folds.describe()
+    result.cv = described
     k = max(2, len(folds.folds))
     export_factor = EXPORT_FACTOR.get(job.candidate, EXPORT_FACTOR_DEFAULT)
 
@@ -147,7 +153,7 @@ def _tune_and_refit(
         deadline=deadline,
         keep_free=keep_free,
     )
-    result["search"] = {
+    result.search = {
         "planned": found.planned,
         "tried": len(found.trials),
         "pruned": sum(t.pruned for t in found.trials),
@@ -157,17 +163,20 @@ def _tune_and_refit(
     if found.best is None:
         raise RuntimeError("no configuration could be scored: " + (found.stopped or "no folds"))
     best = found.best
-    result["cv"].update(mean=best.mean, std=round(best.std, 6), scores=best.scores)
-    result["search"]["best"] = best.to_dict()
+    described.update(mean=best.mean, std=round(best.std, 6), scores=best.scores)
+    result.search["best"] = best.to_dict()
     rounds = fitting.refit_rounds(best.rounds) if family.booster else None
     refit = refit_s(float(np.mean(best.fold_s)))
     late = time.monotonic() + refit + export_s(refit) > job.hard_deadline
     if late and found.best_fold_model is not None:
-        result["notes"].append(
+        result.notes.append(
             "no time left to refit on the whole training split: the model is one of the best "
             "configuration's cross-validation fold models"
         )
-        result["complete"] = False
+        result.complete = False
+        result.recipe = recipe(
+            best.params, "fold", job.threads, fold=found.best_fold, truncated=best.truncated
+        )
         return found.best_fold_model, max(best.fold_s)
     pipeline = build(best.params)
     info = fitting.fit(
@@ -180,13 +189,37 @@ def _tune_and_refit(
         rounds=rounds,
     )
     if info.truncated:
-        result["notes"].append("the refit's boosting was stopped by the time budget")
-    result["complete"] = found.complete and not info.truncated
+        result.notes.append("the refit's boosting was stopped by the time budget")
+    result.complete = found.complete and not info.truncated
+    kept = info.rounds if info.truncated else rounds
+    result.recipe = recipe(best.params, "train", job.threads, rounds=kept, truncated=info.truncated)
     return pipeline, info.seconds
 
 
-def _finish(result: dict[str, Any], start: float) -> dict[str, Any]:
-    result["duration_s"] = round(time.perf_counter() - start, 3)
+def recipe(
+    params: dict[str, Any],
+    fit_on: str,
+    threads: int,
+    *,
+    fold: int | None = None,
+    rounds: int | None = None,
+    truncated: bool = False,
+) -> dict[str, Any]:
+    """How the final model was fitted, enough for `reproduce` to fit it again without a clock:
+    its configuration, its rows (the training split, or one CV fold) and its boosting rounds
+    (None: early stopping decides, as it did)."""
+    return {
+        "params": {k: candidates.plain(v) for k, v in params.items()},
+        "fit_on": fit_on,
+        "threads": threads,
+        "fold": fold,
+        "rounds": rounds,
+        "truncated": truncated,
+    }
+
+
+def _finish(result: RunResult, start: float) -> RunResult:
+    result.duration_s = round(time.perf_counter() - start, 3)
     # Evidence that the worker's thread limit held: the largest pool any native library used.
-    result["threads"] = max((p["num_threads"] for p in threadpool_info()), default=None)
+    result.threads = max((p["num_threads"] for p in threadpool_info()), default=None)
     return result

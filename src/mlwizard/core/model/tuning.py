@@ -65,6 +65,7 @@ class SearchResult:
     best_fold_model: Pipeline | None  # fallback when there is no time left for the refit
     complete: bool  # every planned configuration was scored or pruned, nothing cut short
     stopped: str = ""  # why the search stopped early, if it did
+    best_fold: int | None = None  # which fold `best_fold_model` was fitted on
 
 
 def search(
@@ -92,6 +93,7 @@ def search(
     trials: list[Trial] = []
     best: Trial | None = None
     best_model: Pipeline | None = None
+    best_fold: int | None = None
     stopped = ""
     folds = len(cv.folds)
     for params in configs:
@@ -104,6 +106,7 @@ def search(
             break
         fold_model: Pipeline | None = None  # the one fitted on the most rows (time folds grow)
         fold_rows = 0
+        fold_index: int | None = None
         for index, (fit_rows, score_rows) in enumerate(cv.folds):
             if index and time.monotonic() + per_fold > stop_at:
                 stopped = f"time ran out during configuration {len(trials) + 1}"
@@ -127,7 +130,7 @@ def search(
             per_fold = _fold_estimate([*trials, trial])
             stop_at = deadline - keep_free(per_fold)
             if len(fit_rows) > fold_rows:
-                fold_model, fold_rows = pipeline, len(fit_rows)
+                fold_model, fold_rows, fold_index = pipeline, len(fit_rows), index
             if best is not None and _behind(trial, best, direction, folds):
                 trial.pruned = True
                 break
@@ -137,12 +140,12 @@ def search(
         if stopped:
             # Cut short: a partly scored configuration still beats having none.
             if best is None and trial.mean is not None:
-                best, best_model = trial, fold_model
+                best, best_model, best_fold = trial, fold_model, fold_index
             break
         if not trial.pruned and (best is None or is_better(trial.mean, best.mean, direction)):
-            best, best_model = trial, fold_model
+            best, best_model, best_fold = trial, fold_model, fold_index
     complete = not stopped and len(trials) == len(configs)
-    return SearchResult(trials, len(configs), best, best_model, complete, stopped)
+    return SearchResult(trials, len(configs), best, best_model, complete, stopped, best_fold)
 
 
 def _fold_estimate(trials: list[Trial]) -> float:

@@ -168,7 +168,8 @@ class ModelScreen(PhaseScreen):
             return
         if view is None or self.wizard.running_phase == self.PHASE:
             live = self.live.get(name, {})
-            detail.update(Text(f"{name}: {live.get('message', 'running…')}"))
+            # The core's run messages already start with the candidate's name.
+            detail.update(Text(live.get("message") or f"{name}: running…"))
             return
         row = next((r for r in view.rows if r.get("name") == name), {})
         detail.update(self._detail_table(name, row, view))

@@ -31,6 +31,7 @@ from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.model import runcache
 from mlwizard.core.model.executors import remote
 from mlwizard.core.model.executors.base import MakeJob, OnDone, OnStart
+from mlwizard.core.model.jobs import RunResult
 
 CONNECT_TIMEOUT_S = 10.0
 POLL_S = 0.1
@@ -175,16 +176,16 @@ def _connect(address: str) -> Any:
         ) from None
 
 
-def _bring_back(job: Any, answer: dict[str, Any]) -> dict[str, Any]:
+def _bring_back(job: Any, answer: dict[str, Any]) -> RunResult:
     """Write the run's files into the project, where the local pool would have written them."""
-    result = answer["result"]
+    result: RunResult = answer["result"]
     files = runcache.RunFiles.of(job.out_dir, job.candidate, job.key)
     for name in remote.OUTPUTS:
         blob = answer["files"].get(name)
         if blob is not None:
             atomic.write_bytes(getattr(files, name), blob)
-            result[name] = str(getattr(files, name))
-    result["worker"] = answer["worker"]
+            setattr(result, name, str(getattr(files, name)))
+    result.worker = answer["worker"]
     if answer["saved"]:
         runcache.save(files, result)  # last: marks the run finished
     return result

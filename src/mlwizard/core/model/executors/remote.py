@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlwizard.core.model.jobs import TrainJob
+from mlwizard.core.model.jobs import RunResult, TrainJob
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 INPUTS = ("train", "valid", "schema")
@@ -33,7 +33,7 @@ log = logging.getLogger("distributed.worker")  # lands in the worker's own log
 
 
 def run(
-    fn: Callable[[TrainJob], dict[str, Any]],
+    fn: Callable[[TrainJob], RunResult],
     job: TrainJob,
     blobs: dict[str, bytes],
     seconds_left: float,
@@ -69,7 +69,8 @@ def run(
         with threadpool_limits(limits=job.threads):
             result = fn(job)
         files = {
-            name: Path(result[name]).read_bytes() if result.get(name) else None for name in OUTPUTS
+            name: Path(path).read_bytes() if (path := getattr(result, name)) else None
+            for name in OUTPUTS
         }
         saved = any(out_dir.glob("*.json"))  # the run finished and was saved for reuse
     finally:
@@ -77,8 +78,8 @@ def run(
     log.info(
         "mlwizard: candidate %s %s in %.1fs",
         job.candidate,
-        result.get("status"),
-        result.get("duration_s") or 0,
+        result.status,
+        result.duration_s or 0,
     )
     where = f"{worker.address} ({socket.gethostname()}, pid {os.getpid()})"
     return {"result": result, "files": files, "saved": saved, "worker": where}

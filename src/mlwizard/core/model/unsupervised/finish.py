@@ -21,6 +21,7 @@ from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import MlwizardError
 from mlwizard.core.model.budget import Budget
+from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.leaderboard import RunLog, fmt, leaderboard, left_out, summary
 from mlwizard.core.model.metrics import is_better, reaches
 from mlwizard.core.model.unsupervised import families, profiles
@@ -32,7 +33,7 @@ def finish(
     ctx: PhaseContext,
     schema: Schema,
     paths: dict[str, Path],
-    ordered: list[dict[str, Any]],
+    ordered: list[RunResult],
     log: RunLog,
     budget: Budget,
     workers: int,
@@ -40,8 +41,8 @@ def finish(
     discovery = ctx.upstream["discovery"].metrics
     metric = discovery["metric"]
     direction: Direction = "minimize" if discovery["metric_direction"] == "minimize" else "maximize"
-    finished = [r for r in ordered if r["status"] == "done"]
-    deployable = [r for r in finished if r["deployable"]]
+    finished = [r for r in ordered if r.status == "done"]
+    deployable = [r for r in finished if r.deployable]
     best = _best(deployable, direction)
     baseline = ANOMALY_BASELINE_AUC if schema.task == "anomaly" and metric == "roc_auc" else None
     board = leaderboard(ordered, metric, direction, best, baseline, ctx)
@@ -49,16 +50,14 @@ def finish(
         atomic.write_json(ctx.artifact("leaderboard.json"), board)
         raise MlwizardError(
             f"no {schema.task} candidate can be deployed: "
-            + "; ".join(f"{r['candidate']}: {r['status']} ({r['reason']})" for r in ordered)
+            + "; ".join(f"{r.candidate}: {r.status} ({r.reason})" for r in ordered)
         )
     outputs = {
         "leaderboard": atomic.write_json(ctx.artifact("leaderboard.json"), board),
-        "onnx": atomic.write_bytes(ctx.artifact("model.onnx"), Path(best["onnx"]).read_bytes()),
-        "pipeline": atomic.write_bytes(
-            ctx.artifact("model.joblib"), Path(best["joblib"]).read_bytes()
-        ),
+        "onnx": atomic.write_bytes(ctx.artifact("model.onnx"), best.onnx_path.read_bytes()),
+        "pipeline": atomic.write_bytes(ctx.artifact("model.joblib"), best.joblib_path.read_bytes()),
     }
-    ctx.message(_why(best, deployable, metric), candidate=best["candidate"])
+    ctx.message(_why(best, deployable, metric), candidate=best.candidate)
     for line in left_out(ordered):
         ctx.message(line)
 
@@ -70,20 +69,20 @@ def finish(
     x_test = feature_frame(test_table, schema)
     labels, second = (np.asarray(v) for v in predict_onnx(session, x_test, schema).values())
     labels = labels.ravel()
-    evaluation: dict[str, Any] = {"model": best["candidate"], "metric": metric, "split": "test"}
+    evaluation: dict[str, Any] = {"model": best.candidate, "metric": metric, "split": "test"}
     if schema.task == "clustering":
         z = pipeline[:-1].transform(x_test)
         test = families.cluster_scores(z, labels, ctx.config.project.seed)
         train = pd.read_parquet(paths["train"])
         train_outputs = predict_onnx(session, feature_frame(train, schema), schema)
         train_labels = np.asarray(train_outputs["label"]).ravel()
-        evaluation["clusters"] = best.get("clusters")
+        evaluation["clusters"] = best.clusters
         evaluation["profiles"] = profiles.cluster_profiles(train, schema, train_labels)
         evaluation["test_cluster_sizes"] = {
             str(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)
         }
-        extra = {
-            "clusters": best.get("clusters"),
+        extra: dict[str, Any] = {
+            "clusters": best.clusters,
             "cluster_sizes_train": {str(p["cluster"]): p["rows"] for p in evaluation["profiles"]},
         }
     else:
@@ -91,11 +90,14 @@ def finish(
         truth = _truth(test_table, schema, discovery.get("anomaly_class"))
         test = families.anomaly_metrics(truth, scores)
         test["flagged_share"] = round(float(np.mean(labels == -1)), 6)
-        evaluation["contamination"] = best.get("contamination")
-        evaluation["contamination_source"] = best.get("contamination_source")
+        evaluation["contamination"] = best.contamination
+        evaluation["contamination_source"] = best.contamination_source
         if truth is not None:
             evaluation["ranking"] = profiles.anomaly_ranking(truth, scores)
-        extra = {"contamination": best.get("contamination"), "ranking": evaluation.get("ranking")}
+        extra = {
+            "contamination": best.contamination,
+            "ranking": evaluation.get("ranking"),
+        }
         costs = value.Costs.of(ctx.config.discovery)
         if truth is not None and costs is not None:  # flagging as the decision
             roi = value.binary_roi(truth, labels == -1, costs)
@@ -105,11 +107,11 @@ def finish(
     shown = ", ".join(f"{k} {fmt(v)}" for k, v in test.items() if v is not None)
     ctx.message(
         f"test split, used once: {shown}",
-        candidate=best["candidate"],
+        candidate=best.candidate,
         test=test,
     )
     log.store.record_choice(
-        log.phase_run_id, best["candidate"], metric=metric, direction=direction, test=test
+        log.phase_run_id, best.candidate, metric=metric, direction=direction, test=test
     )
     outputs["evaluation"] = atomic.write_json(ctx.artifact("evaluation.json"), evaluation)
     measured = budget.elapsed()
@@ -117,16 +119,16 @@ def finish(
         "task": schema.task,
         "metric": metric,
         "metric_direction": direction,
-        "best_model": best["candidate"],
+        "best_model": best.candidate,
         "baseline": baseline,
-        "validation": {r["candidate"]: r["validation"] for r in finished},
+        "validation": {r.candidate: r.validation for r in finished},
         "test": test,
         "threshold": None,
         "candidates": [summary(r) for r in ordered],
-        "skipped": [r["candidate"] for r in ordered if r["status"] == "skipped"],
-        "not_deployable": [r["candidate"] for r in finished if not r["deployable"]],
-        "reused": [r["candidate"] for r in ordered if r.get("reused")],
-        "parity": best["parity"],
+        "skipped": [r.candidate for r in ordered if r.status == "skipped"],
+        "not_deployable": [r.candidate for r in finished if not r.deployable],
+        "reused": [r.candidate for r in ordered if r.reused],
+        "parity": best.parity,
         "success_threshold": discovery.get("success_threshold"),
         "seed": ctx.config.project.seed,
         "workers": workers,
@@ -153,27 +155,27 @@ def _truth(table: pd.DataFrame, schema: Schema, anomaly_class: Any) -> np.ndarra
     return np.array([str(v) == str(anomaly_class) for v in table[schema.target]])
 
 
-def _best(deployable: list[dict[str, Any]], direction: Direction) -> dict[str, Any] | None:
+def _best(deployable: list[RunResult], direction: Direction) -> RunResult | None:
     """Best validation score; no score (no label for anomalies): the first family, by preference."""
-    scored = [r for r in deployable if r["score"] is not None]
+    scored = [r for r in deployable if r.score is not None]
     if not scored:
         return deployable[0] if deployable else None
     best = scored[0]
     for result in scored[1:]:
-        if is_better(result["score"], best["score"], direction):
+        if is_better(result.score, best.score, direction):
             best = result
     return best
 
 
-def _why(best: dict[str, Any], deployable: list[dict[str, Any]], metric: str) -> str:
-    if best["score"] is None:
+def _why(best: RunResult, deployable: list[RunResult], metric: str) -> str:
+    if best.score is None:
         return (
-            f"best: {best['candidate']} — no label to compare {len(deployable)} deployable "
+            f"best: {best.candidate} — no label to compare {len(deployable)} deployable "
             "candidate(s) on, so the first by preference (isolation forest: no assumption about "
             "the shape of the normal rows)"
         )
     return (
-        f"best: {best['candidate']}, the best validation {metric} ({fmt(best['score'])}) of "
+        f"best: {best.candidate}, the best validation {metric} ({fmt(best.score)}) of "
         f"{len(deployable)} deployable candidate(s)"
     )
 
@@ -182,12 +184,12 @@ def _feasibility(
     ctx: PhaseContext,
     rows: int,
     schema: Schema,
-    ordered: list[dict[str, Any]],
+    ordered: list[RunResult],
     workers: int,
     budget: Budget,
     measured: float,
 ) -> dict[str, Any]:
-    names = [r["candidate"] for r in ordered]
+    names = [r.candidate for r in ordered]
     slowdown = feasibility.contention()
     estimated = feasibility.estimate_seconds(
         rows, len(schema.features), names, workers, budget.seconds, slowdown=slowdown

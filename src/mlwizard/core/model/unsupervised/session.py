@@ -14,7 +14,7 @@ from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.model import runcache
 from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline
-from mlwizard.core.model.jobs import new_result
+from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.leaderboard import RunLog
 from mlwizard.core.model.unsupervised import worker
 from mlwizard.core.model.unsupervised.worker import WEIGHTS, UnsupervisedJob
@@ -64,7 +64,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         for name in names
     }
     log = RunLog(ctx, metric, seed)
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, RunResult] = {}
     for name in names:
         cached = runcache.load(runcache.RunFiles.of(out_dir, name, keys[name]), seconds)
         if cached is not None:
@@ -101,10 +101,10 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         running[name] = time.monotonic() + job.share_s
         ctx.message(f"{name}: started", candidate=name, started=True)
 
-    def on_done(name: str, result: dict[str, Any] | None, error: str | None) -> None:
+    def on_done(name: str, result: RunResult | None, error: str | None) -> None:
         running.pop(name, None)
         if result is None:
-            result = new_result(name, "failed", f"worker error: {error}"[:300])
+            result = RunResult(name, "failed", f"worker error: {error}"[:300])
         results[name] = log.record(result)
 
     unfinished = []
@@ -121,9 +121,10 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
             on_start=on_start,
         )
     for name in unfinished:
-        status = "cancelled" if ctx.cancel.is_set() else "skipped"
-        reason = "cancelled by the user" if ctx.cancel.is_set() else "the time budget ran out"
-        results[name] = log.record(new_result(name, status, reason))
+        if ctx.cancel.is_set():
+            results[name] = log.record(RunResult(name, "cancelled", "cancelled"))
+        else:
+            results[name] = log.record(RunResult(name, "skipped", "the time budget ran out"))
     ctx.check_cancelled()
 
     from mlwizard.core.model.unsupervised.finish import finish

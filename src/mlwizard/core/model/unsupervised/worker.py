@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlwizard.core.model.jobs import new_result
+from mlwizard.core.model.jobs import RunResult
 
 WEIGHTS = {  # relative share of the workers' time
     "kmeans": 1.0,
@@ -42,12 +42,12 @@ class UnsupervisedJob:
     hard_deadline: float
 
 
-def run(job: UnsupervisedJob) -> dict[str, Any]:
+def run(job: UnsupervisedJob) -> RunResult:
     """The pool's entry point (light: the training code loads in the worker)."""
     return _train(job)
 
 
-def _train(job: UnsupervisedJob) -> dict[str, Any]:
+def _train(job: UnsupervisedJob) -> RunResult:
     import joblib
     import numpy as np
     import pandas as pd
@@ -62,8 +62,7 @@ def _train(job: UnsupervisedJob) -> dict[str, Any]:
 
     start = time.perf_counter()
     deadline = min(job.hard_deadline, time.monotonic() + job.share_s)
-    result = new_result(job.candidate, "failed")
-    result.update(key=job.key, budget_s=job.budget_s)
+    result = RunResult(job.candidate, "failed", key=job.key, budget_s=job.budget_s)
     schema = Schema.load(job.schema)
     train, valid = pd.read_parquet(job.train), pd.read_parquet(job.valid)
     x_train, x_valid = feature_frame(train, schema), feature_frame(valid, schema)
@@ -84,16 +83,14 @@ def _train(job: UnsupervisedJob) -> dict[str, Any]:
             labels = pipeline.predict(x_valid)
             z_valid = pipeline[:-1].transform(x_valid)
             validation: dict[str, Any] = fam.cluster_scores(z_valid, labels, job.seed)
-            result.update(
-                clusters=k,
-                search={
-                    "planned": len(trials),
-                    "tried": len(trials),
-                    "trials": trials,
-                    "stopped": "",
-                },
-            )
-            result["params"] = {"n_clusters": k}
+            result.clusters = k
+            result.search = {
+                "planned": len(trials),
+                "tried": len(trials),
+                "trials": trials,
+                "stopped": "",
+            }
+            result.params = {"n_clusters": k}
             if job.candidate == "gaussian_mixture":
                 validation["bic"] = round(float(pipeline[-1].bic(z_valid)), 4)
         else:
@@ -107,38 +104,38 @@ def _train(job: UnsupervisedJob) -> dict[str, Any]:
                 truth = np.array([str(v) == str(job.anomaly_class) for v in valid[schema.target]])
             validation = fam.anomaly_metrics(truth, scores)
             validation["flagged_share"] = round(float(np.mean(pipeline.predict(x_valid) == -1)), 6)
-            result["contamination"] = round(float(contamination), 6)
-            result["contamination_source"] = "config" if job.contamination else "estimated"
-            result["params"] = {"contamination": round(float(contamination), 6)}
-        result["fit_s"] = round(time.perf_counter() - fit_start, 3)
+            result.contamination = round(float(contamination), 6)
+            result.contamination_source = "config" if job.contamination else "estimated"
+            result.params = {"contamination": round(float(contamination), 6)}
+        result.fit_s = round(time.perf_counter() - fit_start, 3)
     except Exception as exc:  # a model failing on this data is a result, not a crash
-        result["reason"] = f"training failed: {type(exc).__name__}: {exc}"[:300]
+        result.reason = f"training failed: {type(exc).__name__}: {exc}"[:300]
         return _finish(result, start)
-    result["validation"] = validation
-    result["status"] = "done"
-    result["complete"] = True
+    result.validation = validation
+    result.status = "done"
+    result.complete = True
     files = runcache.RunFiles.of(job.out_dir, job.candidate, job.key)
     with atomic.atomic_path(files.joblib) as tmp:
         joblib.dump(pipeline, tmp)
-    result["joblib"] = str(files.joblib)
+    result.joblib = str(files.joblib)
     exported = time.perf_counter()
     try:
         model = export_unsupervised(pipeline, schema, x_valid)
     except ExportError as exc:
-        result["reason"] = exc.reason
+        result.reason = exc.reason
     else:
         atomic.write_bytes(files.onnx, model)
-        result["onnx"] = str(files.onnx)
+        result.onnx = str(files.onnx)
         parity = check_parity(pipeline, model, x_valid, schema)
-        result["parity"] = parity.to_dict()
-        result["deployable"] = parity.ok
-        result["reason"] = parity.reason
-    result["export_s"] = round(time.perf_counter() - exported, 3)
+        result.parity = parity.to_dict()
+        result.deployable = parity.ok
+        result.reason = parity.reason
+    result.export_s = round(time.perf_counter() - exported, 3)
     _finish(result, start)
     runcache.save(files, result)
     return result
 
 
-def _finish(result: dict[str, Any], start: float) -> dict[str, Any]:
-    result["duration_s"] = round(time.perf_counter() - start, 3)
+def _finish(result: RunResult, start: float) -> RunResult:
+    result.duration_s = round(time.perf_counter() - start, 3)
     return result

@@ -121,8 +121,8 @@ def main() -> None:
     args = parser.parse_args()
     from mlwizard.core.model import cardinality
 
-    results: dict[str, Any] = {"machine": machine(), "limit": args.limit or rule, "tables": {}}
     rule = cardinality.HIGH_CARDINALITY
+    results: dict[str, Any] = {"machine": machine(), "limit": args.limit or rule, "tables": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for table in args.tables:
             schema, train, valid, metric = prepare(table, Path(tmp))

@@ -177,7 +177,8 @@ def category_rows(pipeline: Any, schema: Schema, base: pd.DataFrame) -> pd.DataF
     known: list[tuple[str, str]] = []
     unseen: list[tuple[str, str]] = []
     for encoder in encoders(pipeline):
-        for name, categories in zip(encoder.feature_names_in_, encoder.categories_, strict=True):
+        names = getattr(encoder, "feature_names_in_", ())  # fitted on a frame: input names
+        for name, categories in zip(names, encoder.categories_, strict=False):
             if name in inputs:
                 known.extend((str(name), str(c)) for c in categories)
                 unseen.append((str(name), UNSEEN))

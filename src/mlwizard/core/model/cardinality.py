@@ -70,4 +70,5 @@ def encoded(pipeline: Any) -> list[str]:
     """The inputs a fitted pipeline target-encodes (empty when none)."""
     from mlwizard.core.export.target_encoding import encoders
 
-    return sorted({str(name) for e in encoders(pipeline) for name in e.feature_names_in_})
+    names = (getattr(e, "feature_names_in_", ()) for e in encoders(pipeline))
+    return sorted({str(name) for group in names for name in group})

@@ -158,3 +158,19 @@ def test_low_cardinality_columns_keep_todays_encoders(name: str, kind: type) -> 
     model = export_pipeline(pipeline, schema, feature_frame(table, schema))
     parity = check_export(pipeline, model, {"train": feature_frame(table, schema)}, schema)
     assert parity.ok and "categories" not in parity.splits, parity
+
+
+@pytest.mark.parametrize("name", ["catboost", "hist_gradient_boosting"])
+def test_a_log_scale_target_is_encoded_on_the_log_scale(name: str) -> None:
+    """CatBoost's fit encodes before its booster: both must see the target the refits see."""
+    from mlwizard.core.export.features_graph import forward
+
+    schema = _schema("regression")
+    table = _table(1200, 8, "regression")
+    x, y = feature_frame(table, schema), target_vector(table, schema)
+    pipeline = candidates.build(name, schema, 0, {candidates.TARGET_PARAM: "log"}, 1, rows=len(x))
+    fitting.fit(pipeline, candidates.FAMILIES[name], x, y, seed=0, deadline=time.monotonic() + 60)
+    (encoder,) = target_encoding.encoders(pipeline)
+    assert encoder.target_mean_ == pytest.approx(float(np.mean(forward(y))))
+    parity = check_export(pipeline, export_pipeline(pipeline, schema, x), {"train": x}, schema)
+    assert parity.ok, parity

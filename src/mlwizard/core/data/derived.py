@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlwizard.core import sql
-from mlwizard.core.ingest import sources
 from mlwizard.core.data.audit import Finding
+from mlwizard.core.ingest import sources
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.config import ColumnType, Config
 from mlwizard.core.kernel.errors import BadInputError
@@ -102,6 +102,37 @@ def with_types(config: Config, derived: Derived) -> Config:
     return dataclasses.replace(config, data=dataclasses.replace(config.data, types=types))
 
 
+def add_derived(
+    table: pa.Table, derived: list[str], raw_inputs: dict[str, str], path: Any
+) -> pa.Table:
+    """`table` (raw columns as batch prediction reads them) with the `derived` columns that the
+    features.py at `path` computes from them: what monitoring measures drift on."""
+    try:
+        derive = userfeatures.load(path)
+        if derive is None:
+            raise FeaturesError(f"{path}: missing; the model reads columns it derives")
+
+        def getter(name: str) -> Any:
+            def get() -> np.ndarray:
+                column = table.column(name)
+                if raw_inputs[name] == NUMBER:
+                    return column.to_numpy(zero_copy_only=False).astype(np.float64)
+                return np.array(column.to_pylist(), dtype=object)
+
+            return get
+
+        given = Columns({n: getter(n) for n in raw_inputs if n in table.column_names})
+        result = userfeatures.apply(derive, given, table.num_rows)
+        for name in derived:
+            if name not in result:
+                raise FeaturesError(f"{FEATURES_FILE}: derive() no longer returns {name!r}")
+            kind = NUMBER if result[name].dtype.kind == "f" else STRING
+            table = table.append_column(name, _arrow(result[name], kind))
+    except FeaturesError as exc:
+        raise BadInputError(str(exc)) from None
+    return table
+
+
 def keep_strong(findings: list[Finding], derived: Derived) -> list[Finding]:
     """A derived column that predicts the target well is what features.py is for: computed
     from columns the service receives, it is not a value recorded after the outcome, so target
@@ -130,7 +161,7 @@ def _write(
     exprs = [sql.quote_ident(n) for n in names]
     exprs += [raw_expression(n, k, raw_names[n]) for n, k in kinds.items()]
     batches = iter(relation.select(", ".join(exprs)).to_arrow_reader(BATCH_ROWS))
-    hidden = {target: "the target: the service never has it, so derive it from the features"}
+    hidden = {target: "the target: the service never has it; derive from the other columns"}
     read: list[str] = []
 
     def columns(batch: pa.RecordBatch, take: np.ndarray | None = None) -> Columns:

@@ -137,6 +137,8 @@ def test_the_bundle_ships_features_py_and_runs_without_mlwizard(deployed: Worksp
     assert [f["name"] for f in metadata["features"]] == ["a", "b", "city"]  # what callers send
     assert metadata["derived"] == {"ratio": ["a", "b"]}
     assert metadata["parity"]["passed"]
+    assert "`ratio` (from a, b)" in (service / "README.md").read_text()
+    assert "`ratio` (from a, b)" in (service / "MODEL_CARD.md").read_text()
     samples = json.loads((service / "models/champion/samples.json").read_text())
     assert set(samples["rows"][0]) == {"a", "b", "city"}
     done = subprocess.run(  # the bundle's own tests: its parity check on the sample rows

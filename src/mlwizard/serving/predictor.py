@@ -229,13 +229,9 @@ class Predictor:
         self.request_features: list[dict[str, str]] = userfeatures.request_features(schema)
         self.derived: dict[str, list[str]] = schema.get("derived") or {}
         self.raw_inputs: dict[str, str] = schema.get("raw_inputs") or {}
-        self.derive = None
-        if self.derived:
-            if features_path is None or not Path(features_path).is_file():
-                raise ValueError(
-                    f"schema.json derives {', '.join(self.derived)}: features.py must sit beside it"
-                )
-            self.derive = userfeatures.load(Path(features_path))
+        self.derive = userfeatures.load(Path(features_path or "")) if self.derived else None
+        if self.derived and self.derive is None:
+            raise ValueError(f"schema.json derives {', '.join(self.derived)}: features.py missing")
         self.classes: list[Any] | None = schema.get("classes")
         self.missing_token: str = schema["missing_token"]
         self.session = make_session(Path(model_path), threads, providers)

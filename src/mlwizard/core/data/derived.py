@@ -78,6 +78,7 @@ def apply_features(
     # The copy is what runs here and what deploy ships: the bundle derives as training did.
     path = ctx.artifact(FEATURES_FILE)
     atomic.write_bytes(path, ctx.workspace.features_path.read_bytes())
+    derived = NOTHING
     try:
         derive = userfeatures.load(path)
         assert derive is not None
@@ -86,6 +87,9 @@ def apply_features(
         derived = dataclasses.replace(_write(ctx, relation, derive, out), file_hash=code)
     except FeaturesError as exc:
         raise BadInputError(str(exc)) from None
+    finally:
+        if not derived.types:  # nothing derived: no copy to ship
+            path.unlink(missing_ok=True)
     if not derived.types:
         return relation, NOTHING
     ctx.register("derived", out)

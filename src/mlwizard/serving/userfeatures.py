@@ -167,6 +167,10 @@ def number_values(values: Any) -> np.ndarray:
     """A raw numeric column as derive() receives it: float64, NaN for missing."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
         return values.astype(np.float64)
+    try:  # the common case, JSON numbers and nulls: numpy reads None as NaN
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
     out = np.empty(len(values), dtype=np.float64)
     for i, value in enumerate(values):
         try:

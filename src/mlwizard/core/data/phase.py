@@ -74,8 +74,8 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     identifiers = [n for n, t in types.items() if t == "identifier" and n not in kinds]
     # Raw columns only derive() reads go into the splits too: parity and the bundle's sample
     # requests send them, as a caller would.
-    kept = [n for n in made.types if n in kinds]
-    raw_only = [n for n in made.raw_inputs if kept and n not in kinds and n != split_column]
+    deriving = any(n in kinds for n in made.types)
+    raw_only = [n for n in made.raw_inputs if deriving and n not in kinds and n != split_column]
     table = rows.read_rows(
         relation,
         duckdb_types,

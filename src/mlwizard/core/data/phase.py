@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlwizard.core.contract.schema import Feature, FeatureKind, Schema, input_names
-from mlwizard.core.data import audit, checks, coltypes, features, rows
+from mlwizard.core.data import audit, checks, coltypes, derived, features, rows
 from mlwizard.core.data.audit import Finding, TableFacts
 from mlwizard.core.data.lineage import data_version, record_version
 from mlwizard.core.data.profile import profile_dataset
@@ -61,6 +61,10 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     relation, path = sources.open_source(con, ctx.workspace, config, snapshot=snapshot)
     if labelled:
         sources.require_column(relation, target, path)
+    # The project's features.py: its columns join the source's before anything looks at them.
+    relation, made = derived.apply_features(ctx, con, relation, source_hash)
+    config = derived.with_types(config, made)
+    version_hash = made.version(source_hash)
     duckdb_types = sources.column_types(relation)
     split_column = checks.check_config(config, duckdb_types, path)
     profile, types, findings = _audit_source(con, relation, config, task, split_column)
@@ -69,8 +73,19 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
 
     kinds, excluded = features.candidates(config, duckdb_types, types, findings, split_column)
     identifiers = [n for n, t in types.items() if t == "identifier" and n not in kinds]
+    # Raw columns only derive() reads go into the splits too: parity and the bundle's sample
+    # requests send them, as a caller would.
+    deriving = any(n in kinds for n in made.types)
+    raw_only = [n for n in made.raw_inputs if deriving and n not in kinds and n != split_column]
     table = rows.read_rows(
-        relation, duckdb_types, types, kinds, target, split_column, config, identifiers
+        relation,
+        duckdb_types,
+        types,
+        kinds,
+        target,
+        split_column,
+        config,
+        [*identifiers, *(n for n in raw_only if n not in identifiers)],
     )
     if table.num_rows < MIN_ROWS:
         raise BadInputError(
@@ -84,6 +99,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     sample_rows, row_findings = _audit_rows(
         table, labels, classes, kinds, identifiers, config, task
     )
+    row_findings = derived.keep_strong(row_findings, made)
     findings += row_findings
     leaks = features.exclusions(row_findings, config.data.keep)
     for name, reason in leaks.items():
@@ -94,9 +110,11 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         _stop_on_errors(ctx, findings, types, excluded)
     ctx.check_cancelled()
 
+    kept = [n for n in made.types if n in kinds]  # derived columns that are features
     names = input_names(list(kinds))
     feature_list = [Feature(n, k, i) for (n, k), i in zip(kinds.items(), names, strict=True)]
     extra = [split_column] if split_column and split_column not in kinds else []
+    extra += raw_only
     table = table.select([*label_columns, *kinds, *extra])
     assignment, strategy = rows.assign(table, config, task, labels, split_column)
     outputs: dict[str, Path] = {"snapshot": snapshot}
@@ -119,7 +137,13 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     findings = audit.ordered(findings + split_findings)
 
     schema = Schema(
-        target=target, task=task, features=feature_list, classes=classes, excluded=excluded
+        target=target,
+        task=task,
+        features=feature_list,
+        classes=classes,
+        excluded=excluded,
+        derived={n: made.inputs.get(n, []) for n in kept},
+        raw_inputs=made.raw_inputs if kept else {},
     )
     outputs["schema"] = schema.save(ctx.artifact("schema.json"))
     findings_out = [f.to_dict() for f in findings]
@@ -138,7 +162,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         ctx.artifact("lineage.json"),
         config,
         source_label=path,
-        source_hash=source_hash,
+        source_hash=version_hash,
         rows=profile["rows"],
         rows_used=rows_used,
         snapshot=ctx.workspace.relative(snapshot),
@@ -162,7 +186,8 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         "split_strategy": strategy,
         "audit_sample_rows": sample_rows,
         "source_hash": source_hash,
-        "data_version": data_version(source_hash, config),
+        "data_version": data_version(version_hash, config),
+        "derived": schema.derived,
     }
     return PhaseResult(metrics=metrics, outputs=outputs)
 

@@ -22,6 +22,7 @@ from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy import bundle, modeldir, optimise, parity, validate
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
+from mlwizard.core.kernel.workspace import FEATURES_FILE
 
 WORK_PREFIX = ".work."
 # Kept for callers of the old names.
@@ -45,6 +46,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
         champion.mkdir()
         shutil.copyfile(model_path, champion / "model.onnx")
         shutil.copyfile(schema_path, champion / "schema.json")
+        if schema.derived:  # the features.py the data phase derived them with
+            shutil.copyfile(ctx.require("data", "features"), champion / FEATURES_FILE)
         metadata = modeldir.metadata(ctx, schema, decision_threshold(ctx, schema))
         metadata["domain"] = modeldir.domain(train_path, schema)
         atomic.write_json(champion / "metadata.json", metadata)  # the predictor reads it too
@@ -101,7 +104,7 @@ def _check_and_sample(
     }
     if schema.task == "regression":
         everything = predictor.predict_columns(
-            {f.name: table.column(f.name).to_pylist() for f in schema.features}
+            {name: table.column(name).to_pylist() for name in schema.request_columns}
         )
         values = np.asarray(everything["prediction"], dtype=np.float64)
         found["prediction_buckets"] = modeldir.prediction_buckets(values)

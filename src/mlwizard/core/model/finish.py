@@ -125,9 +125,12 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         {"train": pd.read_parquet(i.paths["train"]), "valid": valid, "test": test_table},
         deadline=i.budget.end - max(REFIT_AFTER_S, REFIT_AFTER_SHARE * i.budget.seconds),
     )
-    test_pred = run_test_pred
-    if refits.test is not None:
-        test_pred = onnx_prediction(make_session(refits.test.onnx, threads=threads), x_test, schema)
+    refit_preds = {
+        kind: onnx_prediction(make_session(made.onnx, threads=threads), x_test, schema)
+        for kind, made in (("test", refits.test), ("deployed", refits.deployed))
+        if made is not None
+    }
+    test_pred = refit_preds.get("test", run_test_pred)
     outputs.update(refit.write_model(ctx, best, refits.deployed or refits.test))
     training = refits.describe(ctx.config.model.refit_full)
     test = evaluate(schema.task, y_test, test_pred, n_classes, cut)
@@ -181,7 +184,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         f"{ctx.config.project.name}: model",
     )
     # The recipe rebuilds the chosen run's own (training-split) model: its bytes and test
-    # scores are recorded, with the refits described alongside (`training`).
+    # scores are recorded, and what rebuilds each refit beside them (`refits`).
     outputs["manifest"] = manifest.write(
         ctx,
         paths=i.paths,
@@ -196,6 +199,10 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         test_prediction=run_test_pred,
         onnx_path=best.onnx_path,
         training=training,
+        onnx_threads=threads,
+        refits=manifest.refits_record(
+            refits, predictions=refit_preds, test=test, deployed_file=outputs["onnx"]
+        ),
     )
     hypothesis = hypotheses.take_pending(ctx.workspace)
     best_params = (best.search or {}).get("best", {}).get("params", {})

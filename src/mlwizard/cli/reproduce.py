@@ -39,6 +39,8 @@ def reproduce(
     for line in result.differences:
         out.print(f"[red]differs[/]  {escape(line)}", soft_wrap=True)
     models = ", ".join(result.rebuilt) or "nothing rebuilt"
+    if result.roles:
+        models += f" ({result.roles})"
     if result.identical:
         out.print(f"{result.model}: rebuilt from the manifest, identical: {models}", soft_wrap=True)
     else:

@@ -42,6 +42,7 @@ class Reproduction:
     differences: list[str] = field(default_factory=list)  # what did not
     notes: list[str] = field(default_factory=list)  # neither (e.g. package versions)
     rebuilt: list[str] = field(default_factory=list)  # the models rebuilt and checked, in short
+    roles: str = ""  # which fit is tested and which deployed, e.g. "tested: train+valid; ..."
 
     @property
     def identical(self) -> bool:
@@ -235,6 +236,7 @@ def _refits(
         model = refit.combine(record["model"], fitted, schema, chosen.get("weights"))
         check.model(label, model, made)
     deployed = refits["deployed_model_fit_on"]
+    out.roles = f"tested: fitted on {refits['tested_model_fit_on']}; deployed: fitted on {deployed}"
     if refits.get("test") is None:
         out.notes.append(
             "no refit on train+valid was made: the test score is the chosen run's own "

@@ -50,10 +50,6 @@ def run(ctx: PhaseContext) -> PhaseResult:
     version, new = registry.register(bundle, reference, {**facts, "origin": "operations phase"})
     if registry.champion() is None:
         registry.set_champion(version, "first", "the first registered version")
-    ctx.message(
-        f"model version {version}{' registered' if new else ''}; drift on {len(features)} "
-        "monitored features: " + (f"major on {', '.join(drifted)}" if drifted else "none major")
-    )
     outputs = {
         "reference": atomic.write_json(ctx.artifact("reference.json"), reference),
         "drift": atomic.write_json(ctx.artifact("drift.json"), report),
@@ -61,6 +57,10 @@ def run(ctx: PhaseContext) -> PhaseResult:
     steps.begin("docs")
     outputs.update(docs.write_docs(ctx, registry, reference))
     steps.finish()
+    ctx.message(  # last: what the shells keep showing once the phase is done
+        f"model version {version}{' registered' if new else ''}; drift on {len(features)} "
+        "monitored features: " + (f"major on {', '.join(drifted)}" if drifted else "none major")
+    )
     metrics = {
         "psi": {name: f["psi"] for name, f in features.items()},
         "levels": {name: f["level"] for name, f in features.items()},

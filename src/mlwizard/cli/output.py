@@ -164,6 +164,7 @@ class _Bars:
             self.progress.update(
                 self.tasks[event.phase], completed=step.done, total=step.total, description=label
             )
+            self.progress.refresh()  # a few per phase: drawn now, not at the next tick
             return
         if step is not None:
             key = f"{event.phase}:{step.step}"

@@ -29,6 +29,7 @@ from mlwizard.core.deploy import phase as deploy_phase
 from mlwizard.core.kernel.config import Config, DeploySection, update_config_file
 from mlwizard.core.kernel.events import Event, EventSink, StepProgress, ignore
 from mlwizard.core.kernel.workspace import Workspace
+from mlwizard.core.model import session as model_session
 from mlwizard.core.model.session import TRIALS_ENV
 from mlwizard.core.operations import phase as ops_phase
 from mlwizard.core.operations.registry import Registry, tree_hash
@@ -92,7 +93,12 @@ def project(tmp_path_factory, weak, quick_training, run_events) -> Workspace:
 
 @pytest.mark.parametrize(
     ("phase", "steps"),
-    [("data", data_phase.STEPS), ("deploy", deploy_phase.STEPS), ("operations", ops_phase.STEPS)],
+    [
+        ("data", data_phase.STEPS),
+        ("model", model_session.STEPS),
+        ("deploy", deploy_phase.STEPS),
+        ("operations", ops_phase.STEPS),
+    ],
 )
 def test_each_long_phase_reports_its_steps_in_order(
     project: Workspace, run_events: list[Event], phase: str, steps: tuple[str, ...]

@@ -43,6 +43,7 @@ from mlwizard.core.model.finishing import (
     decision_rule,
     error_analysis,
     onnx_prediction,
+    step,
     test_words,
 )
 from mlwizard.core.model.insurance import nothing_deployable, nothing_finished
@@ -59,6 +60,7 @@ REFIT_AFTER_SHARE = 0.05
 
 
 def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
+    step(i, "choose")
     finished = [r for r in i.ordered if r.status == "done"]
     if not finished:
         raise QualityGateError(nothing_finished(i.ordered, i.budget))
@@ -117,6 +119,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     # The chosen run's own model on the test rows: what the manifest's recipe rebuilds.
     run_test_pred = onnx_prediction(session, x_test, schema)
     # The refits (train + validation, every row), each checked on validation and test features.
+    step(i, "refit")
     refits = refit.in_phase(
         ctx,
         best,
@@ -125,6 +128,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         {"train": pd.read_parquet(i.paths["train"]), "valid": valid, "test": test_table},
         deadline=i.budget.end - max(REFIT_AFTER_S, REFIT_AFTER_SHARE * i.budget.seconds),
     )
+    step(i, "evaluate")
     refit_preds = {
         kind: onnx_prediction(make_session(made.onnx, threads=threads), x_test, schema)
         for kind, made in (("test", refits.test), ("deployed", refits.deployed))
@@ -253,6 +257,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     gate = deploycheck.gate(
         i.metric, i.direction, metrics["success_threshold"], test.get(i.metric), best, baseline
     )
+    step(i, None)
     return PhaseResult(metrics=metrics, outputs=outputs, gate_failures=gate)
 
 

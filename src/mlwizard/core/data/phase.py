@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlwizard.core.contract.schema import Feature, FeatureKind, Schema, input_names
 from mlwizard.core.data import audit, checks, coltypes, features, rows
@@ -108,12 +109,13 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     outputs: dict[str, Path] = {"snapshot": snapshot}
     paths = {name: ctx.artifact(f"{name}.parquet") for name in SPLITS}
     split_report: dict[str, Any] = {}
-    for index, name in enumerate(SPLITS):  # one part in memory at a time
-        part = table.filter(pa.array(assignment == index))
-        outputs[name] = rows.write_parquet(paths[name], part)
-        codes = None if classes is None else labels[assignment == index]
-        split_report[name] = rows.split_summary(part, codes, classes, strategy, split_column)
-        del part
+    for index, name in enumerate(SPLITS):  # streamed: no part is copied out of the table
+        keep = assignment == index
+        outputs[name] = rows.write_split(paths[name], table, keep)
+        codes = None if classes is None else labels[keep]
+        by_column = strategy in ("time", "group") and split_column in table.column_names
+        values = pc.filter(table.column(split_column), keep) if by_column else None
+        split_report[name] = rows.split_summary(int(keep.sum()), codes, classes, strategy, values)
     if leaks:  # the hash covered the excluded columns too
         hashes = audit.row_hashes(con, table, [*label_columns, *kinds])
     split_findings, repeated = audit.split_leakage(hashes, assignment)

@@ -56,12 +56,13 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
     """
     from skl2onnx import convert_sklearn
 
-    from mlwizard.core.export import catboost_onnx, features_graph
+    from mlwizard.core.export import catboost_onnx, features_graph, target_encoding
 
     trees.align_thresholds(pipeline)  # in place; predictions on float32 inputs unchanged
     if catboost_onnx.contains_catboost(pipeline):
         catboost_onnx.register()
     features_graph.register()
+    target_encoding.register()
     classifier = is_classifier(pipeline)
     if classifier:
         _check_classes(pipeline, schema)

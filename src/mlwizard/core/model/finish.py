@@ -57,6 +57,7 @@ ENSEMBLE_AFTER_S = 0.5
 ENSEMBLE_AFTER_SHARE = 0.5  # of the budget's reserve
 REFIT_AFTER_S = 1.0  # kept after the refits: the test evaluation, error analysis, artifacts
 REFIT_AFTER_SHARE = 0.05
+RECORDED_THREADS = 1  # onnxruntime threads for the test predictions the manifest records
 
 
 def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
@@ -116,8 +117,12 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     cut = decision["threshold"] if decision else None
 
     y_test = target_vector(test_table, schema)
-    # The chosen run's own model on the test rows: what the manifest's recipe rebuilds.
-    run_test_pred = onnx_prediction(session, x_test, schema)
+    # The chosen run's own model on the test rows: what the manifest's recipe rebuilds. One
+    # thread, as `reproduce` scores it: onnxruntime sums a tree ensemble in a different order
+    # on more threads, which moves probabilities in the 8th digit.
+    run_test_pred = onnx_prediction(
+        make_session(best.onnx_path, threads=RECORDED_THREADS), x_test, schema
+    )
     # The refits (train + validation, every row), each checked on validation and test features.
     step(i, "refit")
     refits = refit.in_phase(
@@ -129,8 +134,8 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         deadline=i.budget.end - max(REFIT_AFTER_S, REFIT_AFTER_SHARE * i.budget.seconds),
     )
     step(i, "evaluate")
-    refit_preds = {
-        kind: onnx_prediction(make_session(made.onnx, threads=threads), x_test, schema)
+    refit_preds = {  # one thread too: the recorded digests do not depend on the machine
+        kind: onnx_prediction(make_session(made.onnx, threads=RECORDED_THREADS), x_test, schema)
         for kind, made in (("test", refits.test), ("deployed", refits.deployed))
         if made is not None
     }
@@ -203,7 +208,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         test_prediction=run_test_pred,
         onnx_path=best.onnx_path,
         training=training,
-        onnx_threads=threads,
+        onnx_threads=RECORDED_THREADS,
         refits=manifest.refits_record(
             refits, predictions=refit_preds, test=test, deployed_file=outputs["onnx"]
         ),

@@ -8,7 +8,8 @@ audit scan come the column types and the table rules; error findings stop the ph
 anything but the snapshot and the audit is written. The labelled rows are then read once into
 Arrow with each feature cast to its kind; a seeded sample of them feeds the one-feature leakage
 models, and the split is cut on them and written. Split leakage is counted by DuckDB over the
-written split files. Cancelling interrupts the running DuckDB query.
+written split files. Cancelling interrupts the running DuckDB query. The shells are told which
+step is running (`STEPS`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection, DuckDBPyRelation
 
 MIN_ROWS = 10
+STEPS = ("read", "profile", "audit", "split", "report")
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -55,7 +57,9 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     labelled = bool(target)
     label_columns = [target] if labelled else []
     check_fractions(config.split.valid_fraction, config.split.test_fraction)
+    steps = ctx.steps(*STEPS)
 
+    steps.begin("read")
     source_hash = sources.source_fingerprint(ctx.workspace, config)
     snapshot = ctx.artifact(f"snapshot-{source_hash[:16]}.parquet")
     relation, path = sources.open_source(con, ctx.workspace, config, snapshot=snapshot)
@@ -67,10 +71,12 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     version_hash = made.version(source_hash)
     duckdb_types = sources.column_types(relation)
     split_column = checks.check_config(config, duckdb_types, path)
+    steps.begin("profile")
     profile, types, findings = _audit_source(con, relation, config, task, split_column)
     _stop_on_errors(ctx, findings, types, {})
     ctx.check_cancelled()
 
+    steps.begin("audit")
     kinds, excluded = features.candidates(config, duckdb_types, types, findings, split_column)
     identifiers = [n for n, t in types.items() if t == "identifier" and n not in kinds]
     # Raw columns only derive() reads go into the splits too: parity and the bundle's sample
@@ -110,6 +116,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         _stop_on_errors(ctx, findings, types, excluded)
     ctx.check_cancelled()
 
+    steps.begin("split")
     kept = [n for n in made.types if n in kinds]  # derived columns that are features
     names = input_names(list(kinds))
     feature_list = [Feature(n, k, i) for (n, k), i in zip(kinds.items(), names, strict=True)]
@@ -146,6 +153,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         raw_inputs=made.raw_inputs if kept else {},
     )
     outputs["schema"] = schema.save(ctx.artifact("schema.json"))
+    steps.begin("report")
     findings_out = [f.to_dict() for f in findings]
     reports = write_reports(
         profile,
@@ -167,6 +175,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         rows_used=rows_used,
         snapshot=ctx.workspace.relative(snapshot),
     )
+    steps.finish()
     ctx.message(
         f"{rows_used} rows, {len(feature_list)} features "
         f"({len(schema.numeric)} numeric, {len(schema.categorical)} categorical); "

@@ -13,7 +13,7 @@ candidate's search runs every configuration it plans; the script checks it and p
 
 Two durations per run: the model phase as its checkpoint records it, and the sweep, from the
 first candidate run's start to the last one's end, read from the experiment store
-(`mlwizard.core.model.experiments.list_runs`). One worker gets every core's threads; two get half
+(`mlwizard.core.model.experiment_query.list_runs`). One worker gets every core's threads; two get half
 each (`workers.plan`).
 """
 
@@ -51,7 +51,7 @@ ENGINES = ("local", "dask")
 
 def sweep_seconds(project: Path) -> float:
     from mlwizard.core.kernel.workspace import Workspace
-    from mlwizard.core.model.experiments import list_runs
+    from mlwizard.core.model.experiment_query import list_runs
 
     runs = [r for r in list_runs(Workspace(project)) if r.started_at and r.duration_s]
     start = min(r.started_at for r in runs)

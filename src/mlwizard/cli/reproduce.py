@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
+from mlwizard.cli.operations import ProjectOption
 from mlwizard.cli.output import err, errors_to_exit_codes, out
 
 
-def reproduce(
-    project: Annotated[
-        Path,
-        typer.Option(
-            "--project",
-            "-p",
-            help="The project folder.",
-            envvar="MLWIZARD_PROJECT",
-            file_okay=False,
-        ),
-    ] = Path("."),
-) -> None:
+def reproduce(project: ProjectOption = Path(".")) -> None:
     """Rebuild the model version from its manifest without the clock -- the chosen run's model,
     the tested refit and the deployed refit -- and exit 1 if metrics, ONNX bytes or ONNX
     predictions differ from the recorded ones."""

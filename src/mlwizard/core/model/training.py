@@ -6,7 +6,7 @@ train and validation splits itself and returns a small JSON-able dict; models tr
 written atomically, and the result file is written last (see `runcache`).
 
 A worker process runs many jobs on the same splits: it reads them once and keeps the latest
-(`_inputs`, keyed by each file's path, size and modification time), so later jobs start
+(`read_inputs`, keyed by each file's path, size and modification time), so later jobs start
 training at once. Each job gets its own shallow copies (copy-on-write), so no job sees another's
 changes.
 
@@ -90,7 +90,7 @@ def _identity(path: Path) -> tuple[Any, ...]:
     return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
 
 
-def _inputs(job: TrainJob, schema: Schema) -> Inputs:
+def read_inputs(job: TrainJob, schema: Schema) -> Inputs:
     """The job's splits, read once per process for as long as the files are unchanged."""
     key = (_identity(job.train), _identity(job.valid), _identity(job.schema))
     with _CACHE_LOCK:
@@ -127,14 +127,17 @@ def train_candidate(job: TrainJob) -> RunResult:
     result = RunResult(job.candidate, "failed", key=job.key, budget_s=job.budget_s)
     schema = Schema.load(job.schema)
     n_classes = len(schema.classes or [])
-    data = _inputs(job, schema)
+    data = read_inputs(job, schema)
     train, x_train, y_train = data.train, data.x_train, data.y_train
     x_valid, y_valid = data.x_valid, data.y_valid
     family = candidates.FAMILIES[job.candidate]
 
-    def build(params: dict[str, Any]) -> Any:
+    def build(params: dict[str, Any], final: bool = False) -> Any:
+        # The saved model keeps the job's share (CatBoost stores its thread count and cannot
+        # change it once fitted): only the search's fold fits take the elastic tail's threads.
         threads = _threads(job.threads)
-        return candidates.build(job.candidate, schema, job.seed, params, threads, rows=len(x_train))
+        count = job.threads if final else threads
+        return candidates.build(job.candidate, schema, job.seed, params, count, rows=len(x_train))
 
     try:
         if family.trials and job.tune:
@@ -142,7 +145,7 @@ def train_candidate(job: TrainJob) -> RunResult:
                 job, deadline, result, build, schema, train, x_train, y_train
             )
         else:
-            pipeline = build({})
+            pipeline = build({}, final=True)
             info = fitting.fit(
                 pipeline, family, x_train, y_train, seed=job.seed, deadline=job.hard_deadline
             )
@@ -258,7 +261,7 @@ def _tune_and_refit(
             best.params, "fold", job.threads, fold=found.best_fold, truncated=best.truncated
         )
         return found.best_fold_model, max(best.fold_s)
-    pipeline = build(best.params)
+    pipeline = build(best.params, final=True)
     info = fitting.fit(
         pipeline,
         family,

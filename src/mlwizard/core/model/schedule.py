@@ -1,6 +1,6 @@
 """The order the candidate jobs start in, so that two or more workers end the sweep together.
 
-With one worker, or a budget expected to bind, the jobs start in `START_ORDER` (cheap and strong
+With one worker, or a budget that may bind, the jobs start in `START_ORDER` (cheap and strong
 first: a short budget still ends with good finished runs). Otherwise the sweep is a packing
 problem: the baseline first (it takes a moment and the success criterion needs it), then the
 jobs whose fits cannot use more threads, longest expected first, then the boosters, longest
@@ -18,6 +18,10 @@ from __future__ import annotations
 from mlwizard.core.discovery import feasibility
 from mlwizard.core.model.candidates import BASELINE, FAMILIES, START_ORDER
 
+# The cost model is good to about 2x (`feasibility.estimate`): reorder only when even twice the
+# estimate leaves the budget unbound, since jobs started early get a share of the budget by
+# weight, while the last ones get all that is left.
+MARGIN = 2.0
 # Families whose fits scale with the threads given (CatBoost's thread_count, OpenMP): the tail.
 ELASTIC = frozenset(name for name, family in FAMILIES.items() if family.booster)
 
@@ -39,7 +43,7 @@ def order(
     expected = feasibility.estimate_seconds(
         rows, features, ordered, workers, float("inf"), slowdown=slowdown
     )
-    if expected > seconds:  # the budget binds: cheap and strong first
+    if expected * MARGIN > seconds:  # the budget may bind: cheap and strong first
         return ordered
     cells_m = rows * max(features, 1) / 1e6
     cost = {n: feasibility.candidate_seconds(n, cells_m) for n in ordered}

@@ -13,8 +13,10 @@ candidate's search runs every configuration it plans; the script checks it and p
 
 Two durations per run: the model phase as its checkpoint records it, and the sweep, from the
 first candidate run's start to the last one's end, read from the experiment store
-(`mlwizard.core.model.experiments.list_runs`). One worker gets every core's threads; two get half
-each (`workers.plan`).
+(`mlwizard.core.model.experiment_query.list_runs`), and the same span over the candidates' worker
+jobs alone (without the ensemble the parent builds after the pool). One worker gets every core's
+threads; two get half each (`workers.plan`), and the last jobs running take the cores idle
+workers leave (the pool's elastic tail).
 """
 
 from __future__ import annotations

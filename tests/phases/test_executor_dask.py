@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +118,7 @@ def test_an_unreachable_scheduler_is_one_clear_line() -> None:
         executors.resolve("ray://somewhere")
 
 
+@pytest.mark.timeout(180)  # a cancel the cluster ignores hangs: the timeout fails it
 def test_cancel_stops_the_jobs_on_the_cluster(
     tmp_path: Path, dask_cluster: DaskCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,14 +138,11 @@ def test_cancel_stops_the_jobs_on_the_cluster(
             threading.Timer(2.0, cancel.set).start()
 
     ctx.emit = on_event
-    began = time.monotonic()
-    with pytest.raises(CancelledError):
+    with pytest.raises(CancelledError):  # full searches take far longer than the timeout
         model.run(ctx)
-    stopped = time.monotonic() - began
     assert not (ctx.workspace.artifact_dir("model") / "leaderboard.json").exists()
     from distributed import Client
 
     with Client(dask_cluster.address, timeout=30) as client:
         client.wait_for_workers(2, timeout=60)  # restarted by their nannies
         assert not any(client.processing().values())  # nothing of ours left running
-    assert stopped < 120  # a bound on the hang, not a speed claim: full searches take far longer

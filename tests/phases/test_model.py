@@ -413,10 +413,10 @@ def test_cancelled_before_start(tmp_path: Path) -> None:
         model.run(ctx)
 
 
+@pytest.mark.timeout(120)  # a cancel that does not stop the pool hangs: the timeout fails it
 def test_cancel_while_training_stops_the_pool_and_keeps_what_finished(tmp_path: Path) -> None:
     ctx, _ = fake_project(tmp_path, "binary", candidates=("linear", "catboost", "random_forest"))
     ctx.cancel = threading.Event()
-    started = time.monotonic()
 
     def cancel_after_first_run(event: ev.Event) -> None:
         if isinstance(event.payload, ev.CandidateFinished):
@@ -425,7 +425,6 @@ def test_cancel_while_training_stops_the_pool_and_keeps_what_finished(tmp_path: 
     ctx.emit = cancel_after_first_run
     with pytest.raises(CancelledError):
         model.run(ctx)
-    assert time.monotonic() - started < 60
     runs = ExperimentStore(ctx.workspace.state_dir / STORE_FILE).runs()
     statuses = {r["candidate"]: r["status"] for r in runs}
     assert len(statuses) == 4 and "done" in statuses.values()

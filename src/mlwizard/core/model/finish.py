@@ -114,8 +114,10 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     cut = decision["threshold"] if decision else None
 
     y_test = target_vector(test_table, schema)
-    # The chosen run's own model on the test rows: what the manifest's recipe rebuilds.
-    run_test_pred = onnx_prediction(session, x_test, schema)
+    # The chosen run's own model on the test rows: what the manifest's recipe rebuilds. One
+    # thread, as `reproduce` scores it: onnxruntime sums a tree ensemble in a different order
+    # on more threads, which moves probabilities in the 8th digit.
+    run_test_pred = onnx_prediction(make_session(best.onnx_path), x_test, schema)
     # The refits (train + validation, every row), each checked on validation and test features.
     refits = refit.in_phase(
         ctx,

@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mlwizard demo $(DEMO_DIR) --force
 
+# Test files are shared out to as many processes as there are cores, a file to one process
+# (module fixtures such as a trained project are built once); PYTEST_ARGS="-n 0" runs serially.
+PYTEST_ARGS ?= --numprocesses auto --dist loadfile
+
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

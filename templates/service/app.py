@@ -22,6 +22,7 @@ from contract import ErrorResponse, PredictResponse, errors, request_models
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from metrics import Metrics  # metrics.py, beside this file
+from predictor import FeaturesError, userfeatures
 from pydantic import ValidationError
 from router import PredictionLog, Router
 from settings import AccessLog, Settings, configure_logging
@@ -141,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     champion = router.champion
     schema = champion.schema
-    features = schema["features"]
+    features = userfeatures.request_features(schema)  # raw: features.py derives the rest
     names = [f["name"] for f in features]
     _, request_model = request_models(
         features, champion.metadata.get("domain") or {}, settings.max_rows
@@ -204,7 +205,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             name: [getattr(row, f) for row in rows] for f, name in zip(fields, names, strict=True)
         }
         served = router.served_by(request_id)
-        answer = served.score(columns, len(rows))
+        try:
+            answer = served.score(columns, len(rows))
+        except FeaturesError as exc:  # the project's features.py failed on these rows
+            return 422, {"detail": str(exc)}, None
         metrics.scored(answer, served=True)
         refused = [i for i, ok in enumerate(answer.finite) if not ok]
         background = (

@@ -39,6 +39,7 @@ SERVICE_FILES = {
     "metrics.py",
     "router.py",
     "predictor.py",
+    "userfeatures.py",  # predictor.py runs the project's features.py with it
     "stream_consumer.py",
     "bundle.json",
     "requirements.txt",
@@ -387,6 +388,7 @@ def _imports(path: Path) -> set[str]:
 def test_service_code_imports_only_its_runtime(deployed: tuple[Project, PhaseResult]) -> None:
     project, _ = deployed
     predictor = _imports(project.service / "predictor.py")
+    predictor |= _imports(project.service / "userfeatures.py")  # it loads this one by path
     app = set().union(
         *(
             _imports(project.service / f)

@@ -23,10 +23,15 @@ from typer.testing import CliRunner
 from helpers.deploy import running_service
 from mlwizard.cli import app
 from mlwizard.core import runner
+from mlwizard.core.data import phase as data_phase
 from mlwizard.core.deploy import bundle
+from mlwizard.core.deploy import phase as deploy_phase
 from mlwizard.core.kernel.config import Config, DeploySection, update_config_file
+from mlwizard.core.kernel.events import Event, EventSink, StepProgress, ignore
 from mlwizard.core.kernel.workspace import Workspace
+from mlwizard.core.model import session as model_session
 from mlwizard.core.model.session import TRIALS_ENV
+from mlwizard.core.operations import phase as ops_phase
 from mlwizard.core.operations.registry import Registry, tree_hash
 from mlwizard.core.scaffold import create_project
 
@@ -46,13 +51,13 @@ def quick_training() -> Iterator[None]:
         yield
 
 
-def build(root: Path, frame: pd.DataFrame) -> Workspace:
+def build(root: Path, frame: pd.DataFrame, emit: EventSink = ignore) -> Workspace:
     root.mkdir(parents=True, exist_ok=True)
     source = root / "penguins.csv"
     frame.to_csv(source, index=False)
     ws = Workspace(create_project(root / "project", data=source, target="sex"))
     update_config_file(ws.config_path, {"model": QUICK_MODEL})
-    report = runner.run(ws, runner.PHASE_NAMES)
+    report = runner.run(ws, runner.PHASE_NAMES, emit=emit)
     assert report.error is None, report.error
     return ws
 
@@ -75,9 +80,40 @@ def weak(penguins: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, weak, quick_training) -> Workspace:
+def run_events() -> list[Event]:
+    """Every event the `project` fixture's run emitted, in order."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, weak, quick_training, run_events) -> Workspace:
     """A project whose champion learnt from the swapped labels (the retrain test improves it)."""
-    return build(tmp_path_factory.mktemp("ops") / "weak", weak)
+    return build(tmp_path_factory.mktemp("ops") / "weak", weak, emit=run_events.append)
+
+
+@pytest.mark.parametrize(
+    ("phase", "steps"),
+    [
+        ("data", data_phase.STEPS),
+        ("model", model_session.STEPS),
+        ("deploy", deploy_phase.STEPS),
+        ("operations", ops_phase.STEPS),
+    ],
+)
+def test_each_long_phase_reports_its_steps_in_order(
+    project: Workspace, run_events: list[Event], phase: str, steps: tuple[str, ...]
+) -> None:
+    """Issue 13, item 5: the shells can show where a phase is (the run of `project`)."""
+    mine = [e for e in run_events if e.phase == phase]
+    kinds = [e.kind for e in mine]
+    assert kinds[0] == "phase_started" and kinds[-1] == "phase_finished"
+    reported = [
+        (e.payload.done, e.payload.total, e.payload.label)
+        for e in mine
+        if isinstance(e.payload, StepProgress) and e.payload.is_phase_step
+    ]
+    n = len(steps)
+    assert reported == [(i, n, name) for i, name in enumerate(steps)] + [(n, n, "")]
 
 
 def test_the_phase_registers_the_champion_with_its_reference(project: Workspace) -> None:

@@ -1,8 +1,9 @@
-"""Issue 13, item 4: a model version is reproducible from its manifest, and identical models give
-identical ONNX bytes."""
+"""Issue 13, item 4: a model version is reproducible from its manifest -- the chosen run's model,
+the tested refit and the deployed refit -- and identical models give identical ONNX bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -41,13 +42,21 @@ def test_reproduce_rebuilds_a_search_the_budget_cut(bound_project: Path) -> None
     plan = _manifest(bound_project)["plan"]
     assert any(e["status"] == "skipped" or not e["complete"] for e in plan)  # the clock bound it
     done = [e for e in plan if e["status"] == "done"]
-    assert done and all(e["recipe"] for e in done)  # every final fit can be replayed
+    # Every final fit can be replayed; an ensemble is rebuilt from its members.
+    assert done and all(e["recipe"] or e["members"] for e in done)
     # Every configuration tried, in order, with how far it got (on a very busy machine only the
     # insured default runs may have finished: then there is no search to list).
     assert all({"params", "folds_scored", "pruned"} <= t.keys() for e in done for t in e["trials"])
     done = cli.invoke(app, ["reproduce", "-p", str(bound_project)])
     assert done.exit_code == 0, done.output
-    assert "ONNX test predictions: identical" in done.output and "identical" in done.output
+    assert "chosen run (fitted on train): ONNX test predictions identical" in done.output
+    assert "chosen run (fitted on train): ONNX bytes identical" in done.output
+    refits = _manifest(bound_project)["refits"]
+    if refits["test"] is None:  # the clock left no time to refit: said, nothing rebuilt for it
+        assert refits["notes"] and "nothing else to rebuild" in done.output
+    else:
+        assert "tested model (refit on train+valid" in done.output
+    assert "artifacts/model/model.onnx: the deployed model recorded" in done.output
 
 
 def test_reproduce_says_what_differs(bound_project: Path) -> None:
@@ -62,6 +71,8 @@ def test_reproduce_says_what_differs(bound_project: Path) -> None:
         path.write_text(original)
     assert done.exit_code == 1
     assert "differs" in done.output and "ONNX test predictions" in done.output
+    errors = [line for line in done.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "NOT identical" in errors[0], done.output
 
 
 @pytest.mark.timeout(900)  # two model phases on a shared 2-core machine
@@ -87,6 +98,41 @@ def test_two_runs_under_a_budget_that_does_not_bind_are_identical(
     assert not _manifest_incomplete(tmp_path / "first")
     assert first[0] == second[0]  # byte-identical model.onnx
     assert first[1:] == second[1:]
+    _reproduces_the_refits(tmp_path / "first" / "project")
+
+
+def _reproduces_the_refits(root: Path) -> None:
+    """`reproduce` rebuilds the tested and the deployed refits, and names the one that differs."""
+    record = _manifest(root)
+    refits = record["refits"]
+    assert refits["test"]["fit_on"] == ["train", "valid"]
+    assert refits["deployed"]["fit_on"] == ["train", "valid", "test"]
+    deployed = (root / "artifacts" / "model" / "model.onnx").read_bytes()
+    assert refits["deployed"]["onnx_sha256"] == refits["model_onnx_sha256"]
+    assert refits["model_onnx_sha256"] == hashlib.sha256(deployed).hexdigest()
+    done = cli.invoke(app, ["reproduce", "-p", str(root)])
+    assert done.exit_code == 0, done.output
+    for model in (
+        "tested model (refit on train+valid, ",
+        "deployed model (refit on train+valid+test, ",
+    ):
+        assert f"{model}" in done.output
+        lines = [line for line in done.output.splitlines() if model in line]
+        assert any("ONNX bytes identical" in line for line in lines), done.output
+        assert any("ONNX test predictions identical" in line for line in lines), done.output
+    assert "identical: chosen run, tested model, deployed model" in done.output
+
+    path = root / "artifacts" / "model" / "manifest.json"
+    original = path.read_text()
+    refits["deployed"]["onnx_sha256"] = "0" * 64
+    path.write_text(json.dumps(record))
+    try:
+        done = cli.invoke(app, ["reproduce", "-p", str(root)])
+    finally:
+        path.write_text(original)
+    assert done.exit_code == 1
+    errors = [line for line in done.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "deployed model" in errors[0], done.output
 
 
 def _manifest_incomplete(root: Path) -> list[str]:

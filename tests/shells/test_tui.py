@@ -407,6 +407,33 @@ async def test_keys_respond_while_a_slow_phase_runs_and_c_cancels(
         assert ("phase data cancelled", "warning") in notes
 
 
+async def test_the_activity_line_shows_the_running_step(
+    project: Path, fake_phases: dict[str, PhaseFn]
+) -> None:
+    """Issue 13, item 5: the TUI reads the phases' step events, as the CLI does."""
+
+    def stepped(ctx: PhaseContext) -> PhaseResult:
+        steps = ctx.steps("read", "profile")
+        steps.begin("read")
+        steps.begin("profile")
+        for _ in range(1000):  # until cancelled, saying nothing else
+            ctx.check_cancelled()
+            time.sleep(0.01)
+        return PhaseResult()
+
+    write_done_checkpoint(project, "discovery")
+    fake_phases["data"] = stepped
+    app = MlwizardApp(project)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.simulate_key("r")
+        await wait_until(lambda: app.activity == "data: step 2/2, profile", RESPONSE_TIMEOUT)
+        assert row(app, "data").status == "running"
+        app.simulate_key("c")
+        await wait_until(lambda: app.running_phase is None, RESPONSE_TIMEOUT)
+        await settle(app, pilot)
+
+
 async def test_core_error_is_a_notification_and_a_failed_phase(
     project: Path, fake_phases: dict[str, PhaseFn]
 ) -> None:

@@ -56,6 +56,19 @@ def test_time_estimate_grows_with_cells_and_holds_to_the_budget() -> None:
     assert busy == pytest.approx(3 * small)
 
 
+def test_estimate_counts_only_the_rows_the_budget_lets_the_model_phase_train_on() -> None:
+    """10M labelled rows and a 60 s budget: the model phase trains on a sample of 300k rows,
+    so the estimate's memory is that sample's, not ten million rows' (271 GB before)."""
+    names = ["dummy", "linear", "hist_gradient_boosting"]
+    big = feasibility.estimate(10_000_000, 10, names, 2, 60.0)
+    capped = 60 * feasibility.TRAINING_ROWS_PER_BUDGET_S
+    assert big["rows"] == capped and big["sampled_from"] == 10_000_000
+    assert (
+        big["peak_memory_mb"] == feasibility.estimate(capped, 10, names, 2, 60.0)["peak_memory_mb"]
+    )
+    assert feasibility.estimate(1_000, 10, names, 2, 60.0)["sampled_from"] is None
+
+
 def test_roi_counts_errors_against_the_best_constant_decision() -> None:
     costs = value.Costs.of(DiscoverySection(cost_false_positive=1.0, cost_false_negative=10.0))
     assert costs is not None

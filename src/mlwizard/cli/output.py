@@ -99,6 +99,10 @@ def _line(event: Any) -> str | None:
     if event.kind == "run_finished":
         return None
     step = _step(event)
+    if step is not None and step.is_phase_step:
+        if not step.label:  # all done: the phase's own "done" line follows
+            return None
+        return f"  {event.phase:<10} step {step.done + 1}/{step.total}: {escape(step.label)}"
     if step is not None:
         label = f" ({escape(step.label)})" if step.label else ""
         return f"  {event.phase:<10} {step.step} {step.done}/{step.total}{label}"
@@ -122,8 +126,9 @@ def _plain_line(event: Any) -> None:
 
 
 class _Bars:
-    """One bar per running phase (a spinner and the elapsed time) and one per counted step
-    (the model phase's candidates), above which messages scroll."""
+    """One bar per running phase (a spinner and the elapsed time; filled by its named steps,
+    the running one in its description) and one per counted step (the model phase's
+    candidates), above which messages scroll."""
 
     def __init__(self) -> None:
         from rich.progress import (
@@ -151,6 +156,16 @@ class _Bars:
         if event.kind == "phase_started":
             self._start()
             self.tasks[event.phase] = self.progress.add_task(event.phase, total=None)
+        if step is not None and step.is_phase_step:
+            if event.phase not in self.tasks:
+                self._start()
+                self.tasks[event.phase] = self.progress.add_task(event.phase, total=None)
+            label = f"{event.phase} · {step.label}" if step.label else event.phase
+            self.progress.update(
+                self.tasks[event.phase], completed=step.done, total=step.total, description=label
+            )
+            self.progress.refresh()  # a few per phase: drawn now, not at the next tick
+            return
         if step is not None:
             key = f"{event.phase}:{step.step}"
             if key not in self.tasks:

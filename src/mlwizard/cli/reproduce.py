@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
+from mlwizard.cli.operations import ProjectOption
 from mlwizard.cli.output import err, errors_to_exit_codes, out
 
 
-def reproduce(
-    project: Annotated[
-        Path,
-        typer.Option(
-            "--project",
-            "-p",
-            help="The project folder.",
-            envvar="MLWIZARD_PROJECT",
-            file_okay=False,
-        ),
-    ] = Path("."),
-) -> None:
-    """Rebuild the model version from its manifest without the clock; exit 1 if metrics or ONNX
+def reproduce(project: ProjectOption = Path(".")) -> None:
+    """Rebuild the model version from its manifest without the clock -- the chosen run's model,
+    the tested refit and the deployed refit -- and exit 1 if metrics, ONNX bytes or ONNX
     predictions differ from the recorded ones."""
     from rich.markup import escape
 
@@ -37,6 +27,17 @@ def reproduce(
         err.print(f"[dim]note[/]     {escape(line)}", soft_wrap=True)
     for line in result.differences:
         out.print(f"[red]differs[/]  {escape(line)}", soft_wrap=True)
-    verdict = "identical" if result.identical else "NOT identical"
-    out.print(f"{result.model}: rebuilt from the manifest, {verdict}")
+    models = ", ".join(result.rebuilt) or "nothing rebuilt"
+    if result.roles:
+        models += f" ({result.roles})"
+    if result.identical:
+        out.print(f"{result.model}: rebuilt from the manifest, identical: {models}", soft_wrap=True)
+    else:
+        count = len(result.differences)
+        err.print(
+            f"[bold red]error:[/] {escape(result.model)}: rebuilt from the manifest, NOT identical "
+            f"({count} difference{'s' if count != 1 else ''}, first: "
+            f"{escape(result.differences[0])})",
+            soft_wrap=True,
+        )
     raise typer.Exit(0 if result.identical else 1)

@@ -25,6 +25,7 @@ class PhaseSpec:
     title: str  # what the shells call it
     outputs: tuple[str, ...]  # what it must record; the runner fails a phase that forgets one
     reads_source: bool = False
+    reads_features: bool = False  # the project's features.py (its hash is an input)
 
     def load(self) -> Callable[[PhaseContext], PhaseResult]:
         return importlib.import_module(self.module).run
@@ -39,9 +40,12 @@ def _phase(
     weight: int,
     outputs: tuple[str, ...],
     reads_source: bool = False,
+    reads_features: bool = False,
 ) -> PhaseSpec:
     module = f"mlwizard.core.{name}.phase"
-    return PhaseSpec(name, module, upstream, sections, weight, title, outputs, reads_source)
+    return PhaseSpec(
+        name, module, upstream, sections, weight, title, outputs, reads_source, reads_features
+    )
 
 
 PHASES: tuple[PhaseSpec, ...] = (
@@ -62,6 +66,7 @@ PHASES: tuple[PhaseSpec, ...] = (
         weight=20,
         outputs=("snapshot", "train", "valid", "test", "schema", "audit", "profile", "lineage"),
         reads_source=True,
+        reads_features=True,
     ),
     _phase(
         "model",

@@ -1,4 +1,6 @@
-"""`mlwizard new`: a project folder the user owns, made from `templates/project/`."""
+"""`mlwizard new`: a project folder the user owns, made from `templates/project/`: the config,
+README, Makefile, pinned requirements, and `features.py` (the team's own feature code, which the
+data phase, the service and `mlwizard predict` run)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from mlwizard import __version__
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.config import CONFIG_FILE, update_config_file
 from mlwizard.core.kernel.errors import BadInputError
-from mlwizard.core.kernel.templates import render
+from mlwizard.core.kernel.templates import render, templates_dir
+from mlwizard.core.kernel.workspace import FEATURES_FILE
 
 
 def create_project(
@@ -46,6 +49,9 @@ def create_project(
     atomic.write_text(
         directory / "requirements.txt", render("project/requirements.txt.j2", **values)
     )
+    features = directory / FEATURES_FILE
+    if not features.exists():  # scaffolding again (--force) keeps the team's own code
+        atomic.write_bytes(features, (templates_dir() / "project" / FEATURES_FILE).read_bytes())
     return directory
 
 

@@ -58,6 +58,8 @@ def current_inputs(ws: Workspace, config: Config, phase: str) -> tuple[dict[str,
         from mlwizard.core.ingest.sources import source_fingerprint
 
         inputs["source"] = source_fingerprint(ws, config)
+    if s.reads_features and ws.features_path.is_file():  # no file, no key: older checkpoints hold
+        inputs["features"] = ws.file_hash(ws.features_path)
     not_ready = []
     for up in s.upstream:
         state = phase_state(ws, config, up)

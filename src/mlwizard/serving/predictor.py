@@ -8,14 +8,21 @@ float32 seconds since 1970-01-01 UTC (numbers, or ISO 8601 strings such as
 
 `metadata.json` may carry the training `domain` of each feature (categories seen, numeric range):
 rows outside it are still scored, with a warning per row (`Predictor.domain_warnings`).
+
+A model trained on columns the project's `features.py` derives has that file in its folder:
+callers send the raw columns, and the predictor derives the rest first (`userfeatures.py`, the
+file beside this one, loaded by path so a bundle uses its own copy).
 """
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -26,6 +33,27 @@ CLASSIFIER_TASKS = ("binary", "multiclass")
 # Clustering models output `label` (the cluster id) and distances or probabilities; anomaly
 # models `label` (1 normal, -1 anomaly) and `scores` (higher = more normal, as scikit-learn's).
 UNSUPERVISED_TASKS = ("clustering", "anomaly")
+
+
+class _NoBytecode(importlib.machinery.SourceFileLoader):
+    """Loads a file without writing `__pycache__` (a bundle folder stays as generated)."""
+
+    def set_data(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _sibling(name: str) -> ModuleType:
+    path = Path(__file__).with_name(f"{name}.py")
+    loader = _NoBytecode(f"_{name}_{id(path)}", str(path))
+    spec = importlib.util.spec_from_file_location(loader.name, path, loader=loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+userfeatures = _sibling("userfeatures")
+FeaturesError: type[ValueError] = userfeatures.FeaturesError
 
 
 def is_missing(value: Any) -> bool:
@@ -188,14 +216,22 @@ class Predictor:
         threshold: float | None = None,
         domain: Mapping[str, Any] | None = None,
         providers: Sequence[str] | None = None,
+        features_path: Path | str | None = None,
     ) -> None:
         """`threshold`: a binary model predicts the second class when its probability reaches
         this; None keeps the model's own label (the more probable class). `domain`: the
-        training domain per feature (see `Domain`)."""
+        training domain per feature (see `Domain`). `features_path`: the project's
+        `features.py`, needed when schema.json lists derived features."""
         schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
         self.task: str = schema["task"]
         self.target: str = schema["target"]
         self.features: list[dict[str, str]] = schema["features"]
+        self.request_features: list[dict[str, str]] = userfeatures.request_features(schema)
+        self.derived: dict[str, list[str]] = schema.get("derived") or {}
+        self.raw_inputs: dict[str, str] = schema.get("raw_inputs") or {}
+        self.derive = userfeatures.load(Path(features_path or "")) if self.derived else None
+        if self.derived and self.derive is None:
+            raise ValueError(f"schema.json derives {', '.join(self.derived)}: features.py missing")
         self.classes: list[Any] | None = schema.get("classes")
         self.missing_token: str = schema["missing_token"]
         self.session = make_session(Path(model_path), threads, providers)
@@ -232,6 +268,7 @@ class Predictor:
             threshold,
             metadata.get("domain"),
             providers,
+            folder / userfeatures.FEATURES_FILE,
         )
 
     @property
@@ -240,7 +277,8 @@ class Predictor:
 
     @property
     def feature_names(self) -> list[str]:
-        return [f["name"] for f in self.features]
+        """The columns callers send (raw: what features.py derives is not among them)."""
+        return [f["name"] for f in self.request_features]
 
     def _check_inputs(self) -> list[dict[str, str]]:
         """The features the model reads, checked against the model's declared inputs."""
@@ -258,6 +296,8 @@ class Predictor:
 
     def feed(self, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> dict[str, np.ndarray]:
         """The ONNX feed from columns keyed by the data's column names."""
+        if self.derive is not None:
+            columns = self.with_derived(columns)
         feed = {}
         for feature in self._inputs:
             values = columns[feature["name"]]
@@ -270,6 +310,23 @@ class Predictor:
             else:
                 feed[feature["input"]] = categorical_column(values, self.missing_token)
         return feed
+
+    def with_derived(
+        self, columns: Mapping[str, Sequence[Any] | np.ndarray]
+    ) -> dict[str, Sequence[Any] | np.ndarray]:
+        """`columns` and the columns features.py derives from them (FeaturesError if it fails)."""
+        rows = len(next(iter(columns.values()))) if columns else 0
+        raw = {name: columns.get(name, [None] * rows) for name in self.raw_inputs}
+        derived = userfeatures.apply(
+            self.derive, userfeatures.raw_columns(raw, self.raw_inputs), rows
+        )
+        lost = [name for name in self.derived if name not in derived]
+        if lost:
+            raise FeaturesError(
+                f"{userfeatures.FEATURES_FILE}: derive() no longer returns {', '.join(lost)}, "
+                "which the model was trained on; restore it or retrain"
+            )
+        return {**columns, **{name: derived[name] for name in self.derived}}
 
     def run(
         self, columns: Mapping[str, Sequence[Any] | np.ndarray]

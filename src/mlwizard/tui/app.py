@@ -356,6 +356,10 @@ class MlwizardApp(ServiceControls):
             self.activity = f"{event.phase}: {event.message}" if event.phase else event.message
             self._show_activity()
         run = event.payload
+        if isinstance(run, ev.StepProgress) and run.is_phase_step and run.label:
+            # Where the phase is: "data: step 2/5, profile".
+            self.activity = f"{event.phase}: step {run.done + 1}/{run.total}, {run.label}"
+            self._show_activity()
         if isinstance(run, ev.CandidateStarted):
             self.live_runs[run.candidate] = {"status": "running", "message": event.message}
         elif isinstance(run, ev.CandidateFinished):

@@ -39,6 +39,10 @@ class Schema:
     classes: list[Any] | None = None  # classifiers: the label values, index = model's class id
     missing_token: str = MISSING_TOKEN
     excluded: dict[str, str] = field(default_factory=dict)  # column -> why it is not a feature
+    # Features the project's features.py derives -> the raw columns each is computed from, and
+    # every raw column derive() reads -> "number" or "string" (how it reaches derive()).
+    derived: dict[str, list[str]] = field(default_factory=dict)
+    raw_inputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def numeric(self) -> list[Feature]:
@@ -55,6 +59,14 @@ class Schema:
     @property
     def text(self) -> list[Feature]:
         return [f for f in self.features if f.kind == "text"]
+
+    @property
+    def request_columns(self) -> list[str]:
+        """What callers send: the features not derived, then the raw columns only derive()
+        reads (the serving runtime's `userfeatures.request_features`)."""
+        names = [f.name for f in self.features if f.name not in self.derived]
+        every = {f.name for f in self.features}
+        return names + [name for name in self.raw_inputs if name not in every]
 
     def save(self, path: Path) -> Path:
         return atomic.write_json(path, asdict(self))

@@ -8,7 +8,8 @@ audit scan come the column types and the table rules; error findings stop the ph
 anything but the snapshot and the audit is written. The labelled rows are then read once into
 Arrow with each feature cast to its kind; a seeded sample of them feeds the one-feature leakage
 models, and the split is cut on them and written. Split leakage is counted by DuckDB over the
-written split files. Cancelling interrupts the running DuckDB query.
+written split files. Cancelling interrupts the running DuckDB query. The shells are told which
+step is running (`STEPS`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlwizard.core.contract.schema import Feature, FeatureKind, Schema, input_names
-from mlwizard.core.data import audit, checks, coltypes, features, rows
+from mlwizard.core.data import audit, checks, coltypes, derived, features, rows
 from mlwizard.core.data.audit import Finding, TableFacts
 from mlwizard.core.data.lineage import data_version, record_version
 from mlwizard.core.data.profile import profile_dataset
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection, DuckDBPyRelation
 
 MIN_ROWS = 10
+STEPS = ("read", "profile", "audit", "split", "report")
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -54,22 +57,41 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     labelled = bool(target)
     label_columns = [target] if labelled else []
     check_fractions(config.split.valid_fraction, config.split.test_fraction)
+    steps = ctx.steps(*STEPS)
 
+    steps.begin("read")
     source_hash = sources.source_fingerprint(ctx.workspace, config)
     snapshot = ctx.artifact(f"snapshot-{source_hash[:16]}.parquet")
     relation, path = sources.open_source(con, ctx.workspace, config, snapshot=snapshot)
     if labelled:
         sources.require_column(relation, target, path)
+    # The project's features.py: its columns join the source's before anything looks at them.
+    relation, made = derived.apply_features(ctx, con, relation, source_hash)
+    config = derived.with_types(config, made)
+    version_hash = made.version(source_hash)
     duckdb_types = sources.column_types(relation)
     split_column = checks.check_config(config, duckdb_types, path)
+    steps.begin("profile")
     profile, types, findings = _audit_source(con, relation, config, task, split_column)
     _stop_on_errors(ctx, findings, types, {})
     ctx.check_cancelled()
 
+    steps.begin("audit")
     kinds, excluded = features.candidates(config, duckdb_types, types, findings, split_column)
     identifiers = [n for n, t in types.items() if t == "identifier" and n not in kinds]
+    # Raw columns only derive() reads go into the splits too: parity and the bundle's sample
+    # requests send them, as a caller would.
+    deriving = any(n in kinds for n in made.types)
+    raw_only = [n for n in made.raw_inputs if deriving and n not in kinds and n != split_column]
     table = rows.read_rows(
-        relation, duckdb_types, types, kinds, target, split_column, config, identifiers
+        relation,
+        duckdb_types,
+        types,
+        kinds,
+        target,
+        split_column,
+        config,
+        [*identifiers, *(n for n in raw_only if n not in identifiers)],
     )
     if table.num_rows < MIN_ROWS:
         raise BadInputError(
@@ -83,6 +105,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     sample_rows, row_findings = _audit_rows(
         table, labels, classes, kinds, identifiers, config, task
     )
+    row_findings = derived.keep_strong(row_findings, made)
     findings += row_findings
     leaks = features.exclusions(row_findings, config.data.keep)
     for name, reason in leaks.items():
@@ -93,20 +116,24 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         _stop_on_errors(ctx, findings, types, excluded)
     ctx.check_cancelled()
 
+    steps.begin("split")
+    kept = [n for n in made.types if n in kinds]  # derived columns that are features
     names = input_names(list(kinds))
     feature_list = [Feature(n, k, i) for (n, k), i in zip(kinds.items(), names, strict=True)]
     extra = [split_column] if split_column and split_column not in kinds else []
+    extra += raw_only
     table = table.select([*label_columns, *kinds, *extra])
     assignment, strategy = rows.assign(table, config, task, labels, split_column)
     outputs: dict[str, Path] = {"snapshot": snapshot}
     paths = {name: ctx.artifact(f"{name}.parquet") for name in SPLITS}
     split_report: dict[str, Any] = {}
-    for index, name in enumerate(SPLITS):  # one part in memory at a time
-        part = table.filter(pa.array(assignment == index))
-        outputs[name] = rows.write_parquet(paths[name], part)
-        codes = None if classes is None else labels[assignment == index]
-        split_report[name] = rows.split_summary(part, codes, classes, strategy, split_column)
-        del part
+    for index, name in enumerate(SPLITS):  # streamed: no part is copied out of the table
+        keep = assignment == index
+        outputs[name] = rows.write_split(paths[name], table, keep)
+        codes = None if classes is None else labels[keep]
+        by_column = strategy in ("time", "group") and split_column in table.column_names
+        values = pc.filter(table.column(split_column), keep) if by_column else None
+        split_report[name] = rows.split_summary(int(keep.sum()), codes, classes, strategy, values)
     if leaks:  # the hash covered the excluded columns too
         hashes = audit.row_hashes(con, table, [*label_columns, *kinds])
     split_findings, repeated = audit.split_leakage(hashes, assignment)
@@ -117,9 +144,16 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     findings = audit.ordered(findings + split_findings)
 
     schema = Schema(
-        target=target, task=task, features=feature_list, classes=classes, excluded=excluded
+        target=target,
+        task=task,
+        features=feature_list,
+        classes=classes,
+        excluded=excluded,
+        derived={n: made.inputs.get(n, []) for n in kept},
+        raw_inputs=made.raw_inputs if kept else {},
     )
     outputs["schema"] = schema.save(ctx.artifact("schema.json"))
+    steps.begin("report")
     findings_out = [f.to_dict() for f in findings]
     reports = write_reports(
         profile,
@@ -136,11 +170,12 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         ctx.artifact("lineage.json"),
         config,
         source_label=path,
-        source_hash=source_hash,
+        source_hash=version_hash,
         rows=profile["rows"],
         rows_used=rows_used,
         snapshot=ctx.workspace.relative(snapshot),
     )
+    steps.finish()
     ctx.message(
         f"{rows_used} rows, {len(feature_list)} features "
         f"({len(schema.numeric)} numeric, {len(schema.categorical)} categorical); "
@@ -160,7 +195,8 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         "split_strategy": strategy,
         "audit_sample_rows": sample_rows,
         "source_hash": source_hash,
-        "data_version": data_version(source_hash, config),
+        "data_version": data_version(version_hash, config),
+        "derived": schema.derived,
     }
     return PhaseResult(metrics=metrics, outputs=outputs)
 

@@ -153,32 +153,43 @@ def label_codes(column: pa.ChunkedArray, task: str) -> tuple[np.ndarray, list[An
 
 
 def split_summary(
-    part: pa.Table,
+    rows: int,
     codes: np.ndarray | None,
     classes: list[Any] | None,
     strategy: str,
-    split_column: str,
+    split_values: pa.ChunkedArray | None,
 ) -> dict[str, Any]:
-    summary: dict[str, Any] = {"rows": part.num_rows}
+    """Rows, class counts and, for time and group splits, the range or number of groups;
+    `split_values`: the split column's values in this part."""
+    summary: dict[str, Any] = {"rows": rows}
     if classes is not None and codes is not None:
         tally = np.bincount(codes, minlength=len(classes)).tolist()
         counts = {str(c): int(n) for c, n in zip(classes, tally, strict=True)}
         summary["class_counts"] = counts
         summary["class_balance"] = {
-            c: round(n / part.num_rows, 4) if part.num_rows else 0.0 for c, n in counts.items()
+            c: round(n / rows, 4) if rows else 0.0 for c, n in counts.items()
         }
-    if strategy == "time" and part.num_rows:
-        bounds = pc.min_max(part.column(split_column))
+    if strategy == "time" and rows and split_values is not None:
+        bounds = pc.min_max(split_values)
         summary["time_range"] = [str(bounds["min"].as_py()), str(bounds["max"].as_py())]
-    if strategy == "group":
-        summary["groups"] = pc.count_distinct(part.column(split_column)).as_py()
+    if strategy == "group" and split_values is not None:
+        summary["groups"] = pc.count_distinct(split_values).as_py()
     return summary
 
 
-def write_parquet(path: Path, table: pa.Table) -> Path:
-    """Atomically; dictionary-encoded text columns, plain numbers and no column statistics
-    (the model phase reads whole files): half pyarrow's default encoding time."""
+def write_split(path: Path, table: pa.Table, keep: np.ndarray) -> Path:
+    """The rows of `table` where `keep`, streamed batch by batch into `path` (atomically): the
+    part is never held in memory beside the table. Dictionary-encoded text columns, plain
+    numbers and no column statistics (the model phase reads whole files)."""
     text = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-    with atomic.atomic_path(path) as tmp:
-        pq.write_table(table, tmp, use_dictionary=text, write_statistics=False)
+    with (
+        atomic.atomic_path(path) as tmp,
+        pq.ParquetWriter(tmp, table.schema, use_dictionary=text, write_statistics=False) as writer,
+    ):
+        offset = 0
+        for batch in table.to_batches(max_chunksize=STREAM_ROWS):
+            mask = keep[offset : offset + batch.num_rows]
+            offset += batch.num_rows
+            if mask.any():
+                writer.write_batch(batch.filter(pa.array(mask)))
     return path

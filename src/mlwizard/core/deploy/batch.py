@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from mlwizard.core import sql
 from mlwizard.core.contract.schema import Schema
-from mlwizard.core.data import coltypes
+from mlwizard.core.data import coltypes, derived
 from mlwizard.core.deploy.parity import load_model_predictor
 from mlwizard.core.ingest import sources
 from mlwizard.core.kernel import atomic
@@ -144,15 +144,24 @@ class TrainingColumns:
         return trained is not None and sql.is_string_like(trained)
 
 
+def sent_columns(schema: Schema) -> list[tuple[str, str]]:
+    """(name, kind) of each column a caller sends: the features that features.py does not
+    derive (their kinds), then the raw columns only it reads ("raw_number", "raw_string")."""
+    kinds = {f.name: f.kind for f in schema.features}
+    return [(n, kinds.get(n) or f"raw_{schema.raw_inputs[n]}") for n in schema.request_columns]
+
+
 def _check_columns(relation: Any, schema: Schema, training: TrainingColumns, path: Path) -> None:
     types = sources.column_types(relation)
-    missing = [f.name for f in schema.features if f.name not in types]
+    missing = [n for n in schema.request_columns if n not in types]
     if missing:
         raise BadInputError(f"{path}: missing feature column(s): {', '.join(missing)}")
+    sent = set(schema.request_columns)
     wrong = [
         f"{f.name} ({types[f.name]})"
         for f in schema.numeric
-        if sql.is_string_like(types[f.name])
+        if f.name in sent
+        and sql.is_string_like(types[f.name])
         and not training.accepts_text_for(f.name)
         and _has_values(relation, f.name)
     ]
@@ -174,10 +183,12 @@ def _prepared(relation: Any, schema: Schema, training: TrainingColumns) -> Any:
         for i, c in enumerate(relation.columns)
     ]
     features = [
-        coltypes.feature_expression(
-            f.name, types[f.name], cast(ColumnType, training.types.get(f.name, f.kind)), f.kind
+        derived.raw_expression(name, kind.removeprefix("raw_"))
+        if kind.startswith("raw_")
+        else coltypes.feature_expression(
+            name, types[name], cast(ColumnType, training.types.get(name, kind)), kind
         )
-        for f in schema.features
+        for name, kind in sent_columns(schema)
     ]
     return relation.select(", ".join(originals + features))
 
@@ -207,13 +218,18 @@ def _score(
     """The batch's original columns, then the predictions and the per-row warnings."""
     n_original = len(columns)
     values: dict[str, Any] = {}
-    for index, feature in enumerate(schema.features):
+    for index, (name, kind) in enumerate(sent_columns(schema)):
         column = batch.column(n_original + index)
-        if feature.kind in ("numeric", "datetime"):  # datetimes arrive as seconds (SQL)
-            values[feature.name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        if kind in ("numeric", "datetime", "raw_number"):  # datetimes arrive as seconds (SQL)
+            values[name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
         else:
-            values[feature.name] = column.to_pylist()
-    result = predictor.predict_columns(values)
+            values[name] = column.to_pylist()
+    try:
+        result = predictor.predict_columns(values)
+    except ValueError as exc:  # the bundle's own module's class: matched by name
+        if type(exc).__name__ == "FeaturesError":
+            raise BadInputError(str(exc)) from None
+        raise
     out = [batch.column(i) for i in range(n_original)]
     out.append(pa.array(result["prediction"]))
     if result["proba"] is not None:

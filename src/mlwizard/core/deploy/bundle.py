@@ -6,8 +6,9 @@ JSON and the project's config, so the operations phase can rebuild a bundle for 
 any registered model folder. Layout (see the bundle's README):
 
     models/champion/{model.onnx,schema.json,metadata.json,samples.json}
+    models/champion/features.py      (when the model reads columns features.py derives)
     models/challenger/...            (optional: shadow or canary)
-    app.py metrics.py router.py predictor.py stream_consumer.py bundle.json requirements*.txt
+    app.py metrics.py router.py predictor.py userfeatures.py stream_consumer.py bundle.json ...
     Dockerfile .dockerignore docker-compose.yml monitoring/ k8s/ cloud/ .github/ tests/
     README.md MODEL_CARD.md API.md DEPLOY.md
 """
@@ -26,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from mlwizard.core.deploy import alerts, dashboard, requirements
-from mlwizard.core.deploy.modeldir import MODEL_FILES
-from mlwizard.core.deploy.parity import SERVING_RUNTIME
+from mlwizard.core.deploy.modeldir import MODEL_FILES, OPTIONAL_FILES
+from mlwizard.core.deploy.parity import SERVING_FEATURES, SERVING_RUNTIME
 from mlwizard.core.kernel import atomic, templates
 from mlwizard.core.kernel.config import Config
 from mlwizard.core.kernel.errors import BadInputError
@@ -70,6 +71,7 @@ def write_bundle(
         values = template_values(config, models / CHAMPION, challenger_dir is not None)
         render_templates(staging, values)
         shutil.copyfile(SERVING_RUNTIME, staging / SERVING_RUNTIME.name)
+        shutil.copyfile(SERVING_FEATURES, staging / SERVING_FEATURES.name)  # predictor.py's
         atomic.write_json(staging / "bundle.json", values["bundle"])
         board = dashboard.build(values["service_name"], values["host"], values["task"])
         atomic.write_json(staging / "monitoring/grafana/dashboards/service.json", board)
@@ -97,7 +99,7 @@ def _check_model_dir(folder: Path) -> None:
 
 def _copy_model(source: Path, target: Path) -> None:
     target.mkdir(parents=True)
-    for name in (*MODEL_FILES, "samples.json"):
+    for name in (*MODEL_FILES, *OPTIONAL_FILES):
         if (source / name).is_file():
             shutil.copyfile(source / name, target / name)
 

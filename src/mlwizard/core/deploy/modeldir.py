@@ -22,6 +22,7 @@ from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.kernel.formatting import timestamp
 
 MODEL_FILES = ("model.onnx", "schema.json", "metadata.json")
+OPTIONAL_FILES = ("samples.json", "features.py")  # features.py: when the schema derives columns
 MAX_CATEGORIES = 1000  # more distinct values than this: no unseen-category check for the column
 SAMPLE_ROWS = 20
 SENSITIVE = re.compile(
@@ -33,11 +34,16 @@ SENSITIVE = re.compile(
 
 
 def features(ctx: PhaseContext, schema: Schema) -> list[dict[str, str]]:
-    """Each feature's name, kind, and the semantic type its source column had (data phase)."""
+    """Each column a caller sends: its name, kind, and the semantic type its source column had
+    (data phase). Columns features.py derives are not sent; the raw columns it reads are."""
     types = ctx.upstream["data"].metrics.get("types") or {}
-    return [
-        {"name": f.name, "kind": f.kind, "type": types.get(f.name, f.kind)} for f in schema.features
-    ]
+    kinds = {f.name: f.kind for f in schema.features}
+    out = []
+    for name in schema.request_columns:
+        raw = "numeric" if schema.raw_inputs.get(name) == "number" else "categorical"
+        kind = kinds.get(name, raw)
+        out.append({"name": name, "kind": kind, "type": types.get(name, kind)})
+    return out
 
 
 def domain(train_path: Path, schema: Schema) -> dict[str, Any]:
@@ -101,6 +107,7 @@ def metadata(ctx: PhaseContext, schema: Schema, threshold: float | None) -> dict
         "success_threshold": ctx.config.discovery.success_threshold,
         "decision_threshold": threshold,
         "excluded": schema.excluded,
+        "derived": schema.derived,  # by features.py from the raw columns named
         "sensitive_columns": sensitive_columns([f.name for f in schema.features]),
         "parity": None,  # filled in once checked
         "created_at": timestamp(),
@@ -129,7 +136,7 @@ def samples(
 
 def json_rows(table: pa.Table, schema: Schema, count: int = SAMPLE_ROWS) -> list[dict[str, Any]]:
     """The first rows' features as a JSON client sends them (None for missing, finite numbers)."""
-    rows = table.select([f.name for f in schema.features]).slice(0, count).to_pylist()
+    rows = table.select(schema.request_columns).slice(0, count).to_pylist()
     for row in rows:
         for key, value in row.items():
             if isinstance(value, float) and not np.isfinite(value):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 # The serving runtime is a real module of mlwizard; every bundle gets a copy of its file.
 SERVING_RUNTIME = Path(serving_predictor.__file__)
+SERVING_FEATURES = SERVING_RUNTIME.with_name("userfeatures.py")  # it loads this file beside it
 PARITY_MAX_ROWS = 50_000  # enough rows to catch a bad conversion; bounded time on big splits
 _counter = itertools.count()
 

@@ -4,7 +4,8 @@ and write the deployment bundle around it (`bundle.write_bundle`).
 The model folder is built in a work folder beside the bundle: the serving `predictor.py` (the
 code the service runs) is fed the test split's raw rows and compared with the native pipeline on
 `feature_frame` rows, which covers the ONNX conversion and the serving-side input preparation
-in one check. A model that cannot even load stops here and the previous bundle stays.
+in one check. A model that cannot even load stops here and the previous bundle stays. The shells
+are told which step is running (`STEPS`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from mlwizard.core.contract.features import feature_frame
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.deploy import bundle, modeldir, optimise, parity, validate
 from mlwizard.core.kernel import atomic
-from mlwizard.core.kernel.context import PhaseContext, PhaseResult
+from mlwizard.core.kernel.context import PhaseContext, PhaseResult, PhaseSteps
+from mlwizard.core.kernel.workspace import FEATURES_FILE
 
 WORK_PREFIX = ".work."
+STEPS = ("model folder", "parity", "optimise", "bundle", "validate")
 # Kept for callers of the old names.
 service_host = bundle.service_host
 staged_folder = bundle.staged_folder
@@ -37,6 +40,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     model_path = ctx.require("model", "onnx")
     pipeline_path = ctx.require("model", "pipeline")
     schema = Schema.load(schema_path)
+    steps = ctx.steps(*STEPS)
+    steps.begin("model folder")
     service = ctx.artifact("service")
     bundle.remove_leftovers(service, WORK_PREFIX)
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, suffix=".tmp", dir=service.parent))
@@ -45,19 +50,26 @@ def run(ctx: PhaseContext) -> PhaseResult:
         champion.mkdir()
         shutil.copyfile(model_path, champion / "model.onnx")
         shutil.copyfile(schema_path, champion / "schema.json")
+        if schema.derived:  # the features.py the data phase derived them with
+            shutil.copyfile(ctx.require("data", "features"), champion / FEATURES_FILE)
         metadata = modeldir.metadata(ctx, schema, decision_threshold(ctx, schema))
         metadata["domain"] = modeldir.domain(train_path, schema)
         atomic.write_json(champion / "metadata.json", metadata)  # the predictor reads it too
         ctx.check_cancelled()
-        checked, sample = _check_and_sample(ctx, champion, pipeline_path, schema, test_path, work)
+        checked, sample = _check_and_sample(
+            ctx, champion, pipeline_path, schema, test_path, work, steps
+        )
         metadata.update(checked)
         atomic.write_json(champion / "metadata.json", metadata)
         atomic.write_json(champion / "samples.json", sample)
         ctx.check_cancelled()
+        steps.begin("bundle")
         bundle.write_bundle(ctx.workspace, champion, target=service, config=ctx.config)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    steps.begin("validate")
     checks = validate.run_checks(service)
+    steps.finish()
     served = parity.ServiceParity(**_parity_fields(metadata["parity"]))
     ctx.message(_summary(ctx, service, served, schema, metadata["optimisation"]["chosen"], checks))
     return PhaseResult(
@@ -74,11 +86,13 @@ def _check_and_sample(
     schema: Schema,
     test_path: Path,
     work: Path,
+    steps: PhaseSteps,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Parity of the model as trained, the optimised variants, and the shipped sample rows."""
     import joblib
     import pandas as pd
 
+    steps.begin("parity")
     pipeline = joblib.load(pipeline_path)
     checked = parity.model_parity(champion, pipeline, schema, test_path)  # raises if unloadable
 
@@ -87,6 +101,7 @@ def _check_and_sample(
 
     table = pq.read_table(test_path)
     rows = modeldir.json_rows(table, schema)
+    steps.begin("optimise")
     report = optimise.optimise(champion, work / "variants", parity_of, rows, checked)
     ctx.check_cancelled()
     chosen = checked if report["chosen"] == "original" else parity_of(champion)
@@ -101,7 +116,7 @@ def _check_and_sample(
     }
     if schema.task == "regression":
         everything = predictor.predict_columns(
-            {f.name: table.column(f.name).to_pylist() for f in schema.features}
+            {name: table.column(name).to_pylist() for name in schema.request_columns}
         )
         values = np.asarray(everything["prediction"], dtype=np.float64)
         found["prediction_buckets"] = modeldir.prediction_buckets(values)

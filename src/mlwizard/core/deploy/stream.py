@@ -78,7 +78,7 @@ def predict_stream(
     predictor = batch.load_predictor(folder)
     training = batch.TrainingColumns.load(workspace)
     na_values = batch._na_values(workspace)
-    names = [f.name for f in schema.features]
+    names = schema.request_columns  # raw: features.py derives the rest
     con = sources.connect()
     scored = 0
     with tempfile.TemporaryDirectory(prefix="mlwizard-stream-") as tmp:

@@ -17,6 +17,9 @@ from importlib import resources
 from typing import Any
 
 CALIBRATION_FILE = "calibration.json"
+# The model phase trains on at most this many rows per second of its budget (a seeded sample
+# of a larger training split: `model/sampling.py`), so the estimate counts no more than that.
+TRAINING_ROWS_PER_BUDGET_S = 5_000
 UNKNOWN_FAMILY = {"fixed_s": 5.0, "per_mcell_s": 50.0}  # a family never measured: be cautious
 
 
@@ -73,8 +76,14 @@ def estimate_seconds(
 def estimate(
     rows: int, features: int, candidates: list[str], workers_setting: int, budget: float
 ) -> dict[str, Any]:
-    """Time and peak memory of the model phase, with what they rest on."""
+    """Time and peak memory of the model phase, with what they rest on.
+
+    `rows`: the labelled rows; a budget that caps training rows (`TRAINING_ROWS_PER_BUDGET_S`)
+    caps them here too."""
     table = calibration()
+    labelled = rows
+    if budget != float("inf"):
+        rows = min(rows, max(1, int(TRAINING_ROWS_PER_BUDGET_S * budget)))
     cores = os.cpu_count() or 1
     workers = max(1, min(workers_setting or cores, len(candidates) or 1))
     slowdown = contention(extra=workers)
@@ -95,6 +104,7 @@ def estimate(
         "budget_binds": unbounded > budget,
         "peak_memory_mb": round(peak_mb),
         "rows": rows,
+        "sampled_from": labelled if rows < labelled else None,
         "features": features,
         "candidates": candidates,
         "workers": workers,

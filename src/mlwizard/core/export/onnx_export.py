@@ -56,12 +56,13 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
     """
     from skl2onnx import convert_sklearn
 
-    from mlwizard.core.export import catboost_onnx, features_graph
+    from mlwizard.core.export import catboost_onnx, features_graph, target_encoding
 
     trees.align_thresholds(pipeline)  # in place; predictions on float32 inputs unchanged
     if catboost_onnx.contains_catboost(pipeline):
         catboost_onnx.register()
     features_graph.register()
+    target_encoding.register()
     classifier = is_classifier(pipeline)
     if classifier:
         _check_classes(pipeline, schema)
@@ -94,9 +95,15 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
 
 
 def _normalised(model: Any) -> bytes:
-    """Serialized with fixed names: skl2onnx names the graph with a random UUID, so identical
-    models would give different bytes."""
+    """Serialized with fixed names and a fixed order: skl2onnx names the graph with a random
+    UUID, and lists the opsets it used in an order that varies from process to process (about
+    one conversion in five put "" before "ai.onnx.ml" here), so identical models would give
+    different bytes."""
     model.graph.name = GRAPH_NAME
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in opsets:
+        model.opset_import.add(domain=domain, version=version)
     return bytes(model.SerializeToString(deterministic=True))
 
 

@@ -4,7 +4,9 @@ tolerances and the record, used by the model phase (every candidate, every split
 
 Parity depends on which rows are checked (a tree threshold rounded to float32 can flip only the
 rows that sit on it), so a model is checked on every split's features (no labels are read, so
-this is no leak) and on edge rows at both sides of each tree threshold (`trees.edge_rows`).
+this is no leak), on edge rows at both sides of each tree threshold (`trees.edge_rows`) and on
+rows holding each category of a target-encoded input and one never seen
+(`target_encoding.category_rows`).
 """
 
 from __future__ import annotations
@@ -148,11 +150,12 @@ def check_parity(
 def check_export(
     pipeline: Pipeline, model: bytes | Path, frames: dict[str, pd.DataFrame], schema: Schema
 ) -> Parity:
-    """Parity on each named set of `feature_frame` rows and on the trees' edge rows.
+    """Parity on each named set of `feature_frame` rows, on the trees' edge rows and on the
+    target encodings' category rows.
 
     Each set is capped at MAX_ROWS_PER_SPLIT rows (its first rows: deterministic).
     """
-    from mlwizard.core.export import trees
+    from mlwizard.core.export import target_encoding, trees
 
     parts = {
         name: check_parity(pipeline, model, frame.head(MAX_ROWS_PER_SPLIT), schema)
@@ -163,4 +166,7 @@ def check_export(
         edges = trees.edge_rows(pipeline, schema, base.head(256))
         if len(edges):
             parts["edges"] = check_parity(pipeline, model, edges, schema)
+        categories = target_encoding.category_rows(pipeline, schema, base.head(256))
+        if len(categories):
+            parts["categories"] = check_parity(pipeline, model, categories, schema)
     return merge(parts)

@@ -48,8 +48,11 @@ SUPPORTED = ", ".join(sorted(_KINDS) + list(COMPRESSED_CSV_SUFFIXES))
 GLOB_KINDS = ("csv", "parquet", "json")  # kinds a glob of several files may match
 
 
+DUCKDB_MEMORY_LIMIT = "1GB"  # beyond it DuckDB spills to disk: the data phase's peak stays bounded
+
+
 def connect() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(":memory:")
+    return duckdb.connect(":memory:", config={"memory_limit": DUCKDB_MEMORY_LIMIT})
 
 
 def file_kind(path: Path) -> FileKind | None:

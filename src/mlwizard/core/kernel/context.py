@@ -80,9 +80,33 @@ class PhaseContext:
     def message(self, text: str, **data: Any) -> None:
         self.emit(ev.Event(self.phase, "message", text, data))
 
+    def steps(self, *names: str) -> PhaseSteps:
+        """The phase's named steps, in order, for the shells' progress (`PhaseSteps`)."""
+        return PhaseSteps(self, names)
+
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
             raise CancelledError(f"phase {self.phase} cancelled")
+
+
+@dataclass
+class PhaseSteps:
+    """Reports which of a phase's steps is running: `begin(name)` as each starts, `finish()` once
+    all are done, each as one `StepProgress(PHASE_STEPS, ...)` event. The core only emits;
+    the CLI draws a bar (or a plain line), the TUI shows the step in its activity line."""
+
+    ctx: PhaseContext
+    names: tuple[str, ...]
+
+    def begin(self, name: str) -> None:
+        self._emit(self.names.index(name), name)
+
+    def finish(self) -> None:
+        self._emit(len(self.names), "")
+
+    def _emit(self, done: int, label: str) -> None:
+        step = ev.StepProgress(ev.PHASE_STEPS, done, len(self.names), label)
+        self.ctx.emit(ev.Event(self.ctx.phase, "message", "", payload=step))
 
 
 @dataclass

@@ -31,12 +31,24 @@ class CandidateFinished:
 
 @dataclass(frozen=True)
 class StepProgress:
-    """A long step's progress, for progress bars: `done` of `total` units (total 0: unknown)."""
+    """A long step's progress, for progress bars: `done` of `total` units (total 0: unknown).
 
-    step: str  # e.g. "candidates", "export"
+    `step` PHASE_STEPS is the phase's own named steps (`PhaseContext.steps`): `label` is the step
+    now running, `done` how many came before it; `done == total` (no label) when all are done.
+    Other steps (the model phase's "candidates") count units: `label` is the last one finished.
+    """
+
+    step: str  # e.g. "candidates", PHASE_STEPS
     done: int
     total: int
     label: str = ""
+
+    @property
+    def is_phase_step(self) -> bool:
+        return self.step == PHASE_STEPS
+
+
+PHASE_STEPS = "steps"
 
 
 Payload = CandidateStarted | CandidateFinished | StepProgress | None

@@ -22,6 +22,8 @@ from mlwizard.core.kernel.hashing import hash_file
 
 CheckpointStatus = Literal["done", "failed", "cancelled"]
 
+FEATURES_FILE = "features.py"  # = serving.userfeatures.FEATURES_FILE (kernel imports no more)
+
 
 @dataclass
 class Checkpoint:
@@ -54,6 +56,11 @@ class Workspace:
     @property
     def config_path(self) -> Path:
         return self.root / CONFIG_FILE
+
+    @property
+    def features_path(self) -> Path:
+        """The project's own feature code (`serving/userfeatures.py` runs it)."""
+        return self.root / FEATURES_FILE
 
     @property
     def state_dir(self) -> Path:

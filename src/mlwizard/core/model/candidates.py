@@ -10,7 +10,8 @@ converts with parity (shared/ONNX_NOTES.md):
 - forests get imputed numerics (the converter ignores scikit-learn's NaN routing in trees);
 - CatBoost gets ordinal-encoded categoricals (its ONNX export refuses categorical features);
 - linear models and the MLP get imputed, scaled numerics and one-hot categoricals.
-Unseen categories map to -1 (ordinal) or all zeros (one-hot).
+Unseen categories map to -1 (ordinal) or all zeros (one-hot). High-cardinality categoricals
+(`cardinality.HIGH_CARDINALITY`) get a target encoding instead, in every family.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.kernel.errors import BadInputError
-from mlwizard.core.model import spaces
+from mlwizard.core.model import cardinality, spaces
 
 if TYPE_CHECKING:  # scikit-learn loads inside the builders: the parent plans without it
     from sklearn.compose import ColumnTransformer
@@ -50,11 +51,15 @@ class Family:
     balance: tuple[str, tuple[Any, ...]] | None = None
 
 
-def _columns(schema: Schema, numeric: Any, categorical: Any) -> ColumnTransformer:
+def _columns(
+    schema: Schema, numeric: Any, categorical: Any, seed: int, scaled: bool = False
+) -> ColumnTransformer:
     """Route numeric and categorical inputs; a kind with no columns gets no transformer.
 
-    Datetimes become calendar parts, then go the numerics' way; each free-text column becomes
-    bounded TF-IDF weights (both inside the graph: `export.features_graph`).
+    Categoricals go to `categorical`, or, high-cardinality ones, to a target encoding (scaled
+    when `scaled`): see `cardinality`. Datetimes become calendar parts, then go the numerics'
+    way; each free-text column becomes bounded TF-IDF weights (both inside the graph:
+    `export.features_graph`).
     """
     from sklearn.base import clone
     from sklearn.compose import ColumnTransformer
@@ -65,8 +70,7 @@ def _columns(schema: Schema, numeric: Any, categorical: Any) -> ColumnTransforme
     parts: list[tuple[str, Any, Any]] = []
     if schema.numeric:
         parts.append(("numeric", numeric, [f.input for f in schema.numeric]))
-    if schema.categorical:
-        parts.append(("categorical", categorical, [f.input for f in schema.categorical]))
+    parts.extend(cardinality.parts(schema, categorical, seed, scaled))
     if schema.datetime:
         after = (
             DateParts() if numeric == "passthrough" else make_pipeline(DateParts(), clone(numeric))
@@ -107,6 +111,8 @@ def linear(schema: Schema, seed: int, threads: int) -> Pipeline:
         schema,
         make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
         OneHotEncoder(handle_unknown="ignore"),
+        seed,
+        scaled=True,
     )
     if schema.task == "regression":
         model: Any = Ridge(alpha=1.0, random_state=seed)
@@ -126,6 +132,8 @@ def mlp(schema: Schema, seed: int, threads: int) -> Pipeline:
         schema,
         make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
         OneHotEncoder(handle_unknown="ignore"),
+        seed,
+        scaled=True,
     )
     kind: Any = MLPRegressor if schema.task == "regression" else MLPClassifier
     # Early stopping on an inner 10% holdout bounds the epochs (and the time) by itself.
@@ -153,7 +161,7 @@ def _forest(schema: Schema, seed: int, extra: bool) -> Pipeline:
     from sklearn.pipeline import Pipeline
 
     # Imputed numerics, no scaler: the converter ignores the trees' own NaN routing (ONNX_NOTES).
-    columns = _columns(schema, SimpleImputer(strategy="median"), _ordinal())
+    columns = _columns(schema, SimpleImputer(strategy="median"), _ordinal(), seed)
     regression = schema.task == "regression"
     if extra:
         kind: Any = ExtraTreesRegressor if regression else ExtraTreesClassifier
@@ -175,7 +183,7 @@ def hist_gradient_boosting(schema: Schema, seed: int, threads: int) -> Pipeline:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
 
-    columns = _columns(schema, "passthrough", _ordinal())
+    columns = _columns(schema, "passthrough", _ordinal(), seed)
     kind: Any = (
         HistGradientBoostingRegressor
         if schema.task == "regression"
@@ -196,7 +204,7 @@ def catboost(schema: Schema, seed: int, threads: int) -> Pipeline:
     from catboost import CatBoostClassifier, CatBoostRegressor
     from sklearn.pipeline import Pipeline
 
-    columns = _columns(schema, "passthrough", _ordinal())
+    columns = _columns(schema, "passthrough", _ordinal(), seed)
     kind: Any = CatBoostRegressor if schema.task == "regression" else CatBoostClassifier
     # CatBoost's own thread pool ignores OMP_NUM_THREADS: give it the worker's share explicitly.
     model = kind(

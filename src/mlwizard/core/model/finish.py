@@ -43,6 +43,7 @@ from mlwizard.core.model.finishing import (
     decision_rule,
     error_analysis,
     onnx_prediction,
+    step,
     test_words,
 )
 from mlwizard.core.model.insurance import nothing_deployable, nothing_finished
@@ -56,9 +57,11 @@ ENSEMBLE_AFTER_S = 0.5
 ENSEMBLE_AFTER_SHARE = 0.5  # of the budget's reserve
 REFIT_AFTER_S = 1.0  # kept after the refits: the test evaluation, error analysis, artifacts
 REFIT_AFTER_SHARE = 0.05
+RECORDED_THREADS = 1  # onnxruntime threads for the test predictions the manifest records
 
 
 def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
+    step(i, "choose")
     finished = [r for r in i.ordered if r.status == "done"]
     if not finished:
         raise QualityGateError(nothing_finished(i.ordered, i.budget))
@@ -117,8 +120,11 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     # The chosen run's own model on the test rows: what the manifest's recipe rebuilds. One
     # thread, as `reproduce` scores it: onnxruntime sums a tree ensemble in a different order
     # on more threads, which moves probabilities in the 8th digit.
-    run_test_pred = onnx_prediction(make_session(best.onnx_path), x_test, schema)
+    run_test_pred = onnx_prediction(
+        make_session(best.onnx_path, threads=RECORDED_THREADS), x_test, schema
+    )
     # The refits (train + validation, every row), each checked on validation and test features.
+    step(i, "refit")
     refits = refit.in_phase(
         ctx,
         best,
@@ -127,9 +133,13 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         {"train": pd.read_parquet(i.paths["train"]), "valid": valid, "test": test_table},
         deadline=i.budget.end - max(REFIT_AFTER_S, REFIT_AFTER_SHARE * i.budget.seconds),
     )
-    test_pred = run_test_pred
-    if refits.test is not None:
-        test_pred = onnx_prediction(make_session(refits.test.onnx, threads=threads), x_test, schema)
+    step(i, "evaluate")
+    refit_preds = {  # one thread too: the recorded digests do not depend on the machine
+        kind: onnx_prediction(make_session(made.onnx, threads=RECORDED_THREADS), x_test, schema)
+        for kind, made in (("test", refits.test), ("deployed", refits.deployed))
+        if made is not None
+    }
+    test_pred = refit_preds.get("test", run_test_pred)
     outputs.update(refit.write_model(ctx, best, refits.deployed or refits.test))
     training = refits.describe(ctx.config.model.refit_full)
     test = evaluate(schema.task, y_test, test_pred, n_classes, cut)
@@ -183,7 +193,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         f"{ctx.config.project.name}: model",
     )
     # The recipe rebuilds the chosen run's own (training-split) model: its bytes and test
-    # scores are recorded, with the refits described alongside (`training`).
+    # scores are recorded, and what rebuilds each refit beside them (`refits`).
     outputs["manifest"] = manifest.write(
         ctx,
         paths=i.paths,
@@ -198,6 +208,10 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         test_prediction=run_test_pred,
         onnx_path=best.onnx_path,
         training=training,
+        onnx_threads=RECORDED_THREADS,
+        refits=manifest.refits_record(
+            refits, predictions=refit_preds, test=test, deployed_file=outputs["onnx"]
+        ),
     )
     hypothesis = hypotheses.take_pending(ctx.workspace)
     best_params = (best.search or {}).get("best", {}).get("params", {})
@@ -248,6 +262,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
     gate = deploycheck.gate(
         i.metric, i.direction, metrics["success_threshold"], test.get(i.metric), best, baseline
     )
+    step(i, None)
     return PhaseResult(metrics=metrics, outputs=outputs, gate_failures=gate)
 
 

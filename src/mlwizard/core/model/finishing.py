@@ -18,7 +18,7 @@ from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.export.onnx_export import predict_onnx
 from mlwizard.core.kernel import atomic
-from mlwizard.core.kernel.context import PhaseContext
+from mlwizard.core.kernel.context import PhaseContext, PhaseSteps
 from mlwizard.core.kernel.formatting import fmt
 from mlwizard.core.model import analysis, fitting, threshold
 from mlwizard.core.model.budget import Budget
@@ -43,6 +43,7 @@ class Inputs:
     log: RunLog
     ordered: list[RunResult]
     split: dict[str, str] = field(default_factory=dict)
+    steps: PhaseSteps | None = None  # the phase's steps, for the shells' progress
 
 
 def error_analysis(
@@ -138,6 +139,16 @@ def importance(
         deadline=deadline,
         predict=lambda p, features: fitting.predict(p, features, n_classes),
     )
+
+
+def step(i: Inputs, name: str | None) -> None:
+    """Tell the shells the phase's step `name` starts (None: all are done)."""
+    if i.steps is None:
+        return
+    if name:
+        i.steps.begin(name)
+    else:
+        i.steps.finish()
 
 
 def end_margin(seconds: float) -> float:

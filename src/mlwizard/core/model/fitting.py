@@ -69,12 +69,14 @@ def fit(
 
     # CatBoost: fit the encoders, then the booster on their output, so that an early-stopping
     # holdout can be passed in the booster's own feature space.
-    prefix = pipeline[:-1]
-    features = np.asarray(prefix.fit_transform(x, y), dtype=np.float32)
-    if hasattr(pipeline, "plain"):  # `SkewedTarget`: the booster learns the log scale
+    if hasattr(pipeline, "plain"):
+        # `SkewedTarget`: the booster learns the log scale, and so does a target encoding (as in
+        # `SkewedTarget.fit`, which the refits call).
         from mlwizard.core.export.features_graph import forward
 
         y = forward(y)
+    prefix = pipeline[:-1]
+    features = np.asarray(prefix.fit_transform(x, y), dtype=np.float32)
     stop = _Deadline(deadline)
     if rounds is not None:
         model.set_params(iterations=rounds)

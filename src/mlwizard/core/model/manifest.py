@@ -5,6 +5,11 @@ candidate's configurations in the order tried, how far each got before the clock
 (folds scored, pruned), and the recipe of its final fit (configuration, rows, boosting rounds).
 `reproduce` replays the recipes without a clock and compares metrics and ONNX predictions with
 the digests recorded here.
+
+The model tested and the model deployed are usually refits of the chosen run on more rows
+(`refit`): `refits` records, for each, the splits it was fitted on, each member's refit settings,
+its ONNX bytes' sha256 and its test predictions' digest, or `null` with the notes saying why it
+was not made (then there is nothing to rebuild for it).
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.kernel.versions import package_versions
 from mlwizard.core.model.jobs import RunResult
+from mlwizard.core.model.refit import Model, Refits
 
 FILE = "manifest.json"
-VERSION = 1
+VERSION = 2  # 2: `refits` and `result.onnx_threads`
 
 
 def digest(values: np.ndarray) -> str:
@@ -83,6 +89,8 @@ def write(
     test_prediction: np.ndarray,
     onnx_path: Path,
     training: dict[str, Any] | None = None,
+    onnx_threads: int = 1,
+    refits: dict[str, Any] | None = None,
 ) -> Path:
     config = ctx.config
     manifest = {
@@ -110,10 +118,50 @@ def write(
             "test": test,
             "onnx_sha256": file_digest(onnx_path),
             "test_predictions_sha256": digest(test_prediction),
+            # onnxruntime's thread count: a tree ensemble's sums depend on it.
+            "onnx_threads": onnx_threads,
         },
-        # The model deployed may be a refit on more rows (`refit`); the recipe and the result
-        # above are the chosen run's own model, the one `reproduce` rebuilds.
+        # The recipe and the result above are the chosen run's own (training-split) model; the
+        # model tested and the model deployed are its refits (`refits_record`).
         "training": training,
+        "refits": refits,
     }
     json.dumps(manifest, default=str)  # fail here, not half-written, if something is not JSON
     return atomic.write_json(ctx.artifact(FILE), manifest)
+
+
+def refits_record(
+    refits: Refits,
+    *,
+    predictions: dict[str, np.ndarray],
+    test: dict[str, Any],
+    deployed_file: Path,
+) -> dict[str, Any]:
+    """What `reproduce` needs to rebuild the refits and check them.
+
+    `predictions`: each made refit's ONNX predictions on the test split ("test", "deployed");
+    `test`: the tested model's test scores; `deployed_file`: the model.onnx written.
+    """
+
+    def made(model: Model | None, kind: str) -> dict[str, Any] | None:
+        if model is None:
+            return None
+        return {
+            "fit_on": list(model.fit_on),
+            "rows": model.rows,
+            "members": model.members,
+            "onnx_sha256": digest_bytes(model.onnx),
+            "test_predictions_sha256": digest(predictions[kind]),
+            **({"test": test} if kind == "test" else {}),
+        }
+
+    tested = "+".join(refits.test.fit_on) if refits.test else "train"
+    return {
+        "threads": refits.threads,
+        "test": made(refits.test, "test"),
+        "deployed": made(refits.deployed, "deployed"),
+        "tested_model_fit_on": tested,
+        "deployed_model_fit_on": "+".join(refits.deployed.fit_on) if refits.deployed else tested,
+        "notes": list(refits.notes),
+        "model_onnx_sha256": file_digest(deployed_file),
+    }

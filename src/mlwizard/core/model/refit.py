@@ -14,6 +14,9 @@ recombined with the same weights. Each refit runs only if it is expected to end 
 deadline, timed on the run's own refit; when both cannot, the deployed refit goes first (it is
 what gets served) and the training-split model keeps the test score. Each refit is exported and
 checked for parity; one that fails is dropped, with a note, and the model before it stands.
+Each refit keeps what `reproduce` needs to rebuild it (`Model.fit_on`, `Model.members`): the
+splits it was fitted on, in order, and the settings each member was refitted with, among them
+the thread count (histogram sums depend on it).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from mlwizard.core.contract.features import feature_frame, target_vector
 from mlwizard.core.contract.schema import Schema
@@ -41,6 +45,16 @@ from mlwizard.core.model.jobs import RunResult
 
 MARGIN = 1.3  # on the time estimate from the run's own refit
 EXPORT_DEFAULT_S = 1.0
+# Below this many rows a refit fits on one thread: HistGradientBoosting (92 rounds, 12 columns)
+# took 0.16-0.23 s on 1 thread and 2.2-12.9 s on 2 at 400 rows, 0.5-0.8 s against 5.2-6.2 s at
+# 5,000 rows, on this 2-core machine while it was shared (load 8); OpenMP threads waiting on
+# each other cost more than they save on small tables.
+PARALLEL_REFIT_ROWS = 50_000
+
+
+def refit_threads(rows: int) -> int:
+    """Threads for a refit on `rows` rows (recorded: histogram sums depend on the count)."""
+    return (os.cpu_count() or 1) if rows >= PARALLEL_REFIT_ROWS else 1
 
 
 @dataclass
@@ -49,6 +63,13 @@ class Model:
     onnx: bytes
     rows: int
     parity: dict[str, Any]
+    fit_on: tuple[str, ...] = ()  # the splits, concatenated in this order
+    # Per member (one unless an ensemble): {"candidate", "settings"}; `refit_fitted` applies them.
+    members: list[dict[str, Any]] = field(default_factory=list)
+
+
+TEST_FIT = ("train", "valid")
+DEPLOYED_FIT = ("train", "valid", "test")
 
 
 @dataclass
@@ -57,6 +78,7 @@ class Refits:
     deployed: Model | None = None  # every labelled row; None: the test model is deployed
     notes: list[str] = field(default_factory=list)
     train_rows: int = 0
+    threads: int = 1  # the refits' fits ran on this many threads (`refit_threads`)
 
     def describe(self, refit_full: bool) -> dict[str, Any]:
         """JSON for the metrics and the service's metadata: which model is which."""
@@ -142,6 +164,7 @@ def refit(
     train_rows = len(tables["train"])
     tv = pd.concat([tables["train"], tables["valid"]], ignore_index=True)
     every = pd.concat([tv, tables["test"]], ignore_index=True) if refit_full else None
+    out.threads = refit_threads(len(tv))  # one count for both refits, recorded once
     cost = sum(float(r.fit_s or 0.0) + float(r.export_s or 0.0) for r in members)
     cost = max(cost, EXPORT_DEFAULT_S) * MARGIN / max(1, train_rows)
 
@@ -157,17 +180,17 @@ def refit(
                 "time for one refit only: the deployed model uses every labelled row, and the "
                 "test score is the training-split model's"
             )
-            out.deployed = _attempt(best, members, schema, every, check, out.notes)
+            out.deployed = _attempt(best, members, schema, every, check, out, DEPLOYED_FIT)
         else:
             out.notes.append("no time left to refit: the training-split model is deployed")
         return out
     if not fits(len(tv)):
         out.notes.append("no time left to refit: the training-split model is deployed")
         return out
-    out.test = _attempt(best, members, schema, tv, check, out.notes)
+    out.test = _attempt(best, members, schema, tv, check, out, TEST_FIT)
     if every is not None:
         if fits(len(every)):
-            out.deployed = _attempt(best, members, schema, every, check, out.notes)
+            out.deployed = _attempt(best, members, schema, every, check, out, DEPLOYED_FIT)
         else:
             out.notes.append(
                 "no time left for the refit on every labelled row: the train + validation "
@@ -190,15 +213,20 @@ def _attempt(
     schema: Schema,
     table: pd.DataFrame,
     check: dict[str, pd.DataFrame],
-    notes: list[str],
+    out: Refits,
+    fit_on: tuple[str, ...],
 ) -> Model | None:
     """Fit on `table`, export, check parity on the `check` frames; None (and a note) on failure."""
+    notes = out.notes
     x, y = feature_frame(table, schema), target_vector(table, schema)
-    fitted = [(r.candidate, refit_pipeline(r, x, y)) for r in members]
-    if best.candidate == ensemble.NAME:
-        pipeline = ensemble.assemble(fitted, schema, best.params.get("weights"))
-    else:
-        pipeline = fitted[0][1]
+    fitted, recipe = [], []
+    for run in members:
+        pipeline, settings = refit_fitted(
+            joblib.load(run.joblib_path), run.candidate, x, y, threads=out.threads
+        )
+        fitted.append((run.candidate, pipeline))
+        recipe.append({"candidate": run.candidate, "settings": settings})
+    pipeline = combine(best.candidate, fitted, schema, best.params.get("weights"))
     try:
         model = export_pipeline(pipeline, schema, check["valid"])
     except ExportError as exc:
@@ -208,33 +236,49 @@ def _attempt(
     if not parity.ok:
         notes.append(f"the refit on {len(table)} rows fails parity ({parity.reason}): dropped")
         return None
-    return Model(pipeline, model, len(table), parity.to_dict())
+    return Model(pipeline, model, len(table), parity.to_dict(), fit_on, recipe)
 
 
-def refit_pipeline(run: RunResult, x: pd.DataFrame, y: np.ndarray) -> Pipeline:
-    """The run's fitted pipeline, cloned with the same settings and fitted on (x, y).
+def combine(
+    name: str,
+    fitted: list[tuple[str, Pipeline]],
+    schema: Schema,
+    weights: list[float] | None,
+) -> Pipeline:
+    """The refitted model: the one member, or the ensemble of them with the chosen weights."""
+    if name == ensemble.NAME:
+        return ensemble.assemble(fitted, schema, weights)
+    return fitted[0][1]
+
+
+def refit_fitted(
+    fitted: Pipeline, candidate: str, x: pd.DataFrame, y: np.ndarray, *, threads: int
+) -> tuple[Pipeline, dict[str, Any]]:
+    """A fitted pipeline, cloned with the same settings and fitted on (x, y) on `threads` threads,
+    and the settings changed for the refit (recorded, so `reproduce` can check them).
 
     Boosters keep the number of rounds the run's own fit ended with; forests keep the leaf-size
-    floor that bounds their ONNX size, for the new row count; work uses every core.
+    floor that bounds their ONNX size, for the new row count.
     """
-    fitted = joblib.load(run.joblib_path)
     pipeline = clone(fitted)
     model, learned = pipeline.steps[-1][1], fitted.steps[-1][1]
-    cores = os.cpu_count() or 1
     params = model.get_params(deep=False)
+    settings: dict[str, Any] = {}
     if type(learned).__name__.startswith("HistGradientBoosting"):
-        model.set_params(max_iter=int(learned.n_iter_), early_stopping=False)
+        settings.update(max_iter=int(learned.n_iter_), early_stopping=False)
     if "thread_count" in params:  # CatBoost
-        model.set_params(thread_count=cores)
+        settings["thread_count"] = threads
         if hasattr(learned, "tree_count_"):
-            model.set_params(iterations=int(learned.tree_count_))
-    forest = run.candidate in candidates.FORESTS
+            settings["iterations"] = int(learned.tree_count_)
+    forest = candidate in candidates.FORESTS
     if forest:
-        model.set_params(n_jobs=cores)
+        settings["n_jobs"] = threads
         floor = max(1, len(x) // candidates.MAX_FOREST_LEAVES)
         if model.min_samples_leaf < floor:
-            model.set_params(min_samples_leaf=floor)
-    pipeline.fit(x, y)
+            settings["min_samples_leaf"] = floor
+    model.set_params(**settings)
+    with threadpool_limits(limits=threads):
+        pipeline.fit(x, y)
     if forest:  # the saved model predicts in the service's threads, not ours
         pipeline.steps[-1][1].set_params(n_jobs=1)
-    return pipeline
+    return pipeline, {**settings, "threads": threads}

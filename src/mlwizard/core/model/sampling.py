@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlwizard.core.discovery.feasibility import TRAINING_ROWS_PER_BUDGET_S
+
 if TYPE_CHECKING:
     from mlwizard.core.contract.schema import Schema
     from mlwizard.core.kernel.context import PhaseContext
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 MAX_ROWS_ENV = "MLWIZARD_MAX_TRAIN_ROWS"
 EXPANSION = 8.0  # in-memory bytes a training row costs a worker, per byte of its Arrow size
 MEMORY_SHARE = 0.5
-ROWS_PER_BUDGET_S = 5_000
+ROWS_PER_BUDGET_S = TRAINING_ROWS_PER_BUDGET_S  # discovery's estimate counts the same cap
 MIN_ROWS = 1_000
 
 

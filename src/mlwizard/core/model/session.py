@@ -33,6 +33,7 @@ from mlwizard.core.model.leaderboard import RunLog
 from mlwizard.core.model.metrics import check_metric
 
 SPLIT_NAMES = ("train", "valid", "test")
+STEPS = ("train", "choose", "refit", "evaluate")  # reported to the shells (`finish` goes on)
 # Caps the configurations each family's search tries (tests, quick looks); part of the run key.
 TRIALS_ENV = "MLWIZARD_TUNING_TRIALS"
 
@@ -73,6 +74,8 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         )
         for name in names
     }
+    steps = ctx.steps(*STEPS)
+    steps.begin("train")
     log = RunLog(ctx, metric, seed)
     log.total = len(names)
     results: dict[str, RunResult] = {}
@@ -150,6 +153,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
         log=log,
         ordered=[results[name] for name in names],
         split={"strategy": strategy, "column": column},
+        steps=steps,
     )
     outcome = finish(ctx, inputs)
     if sample is not None:

@@ -53,12 +53,17 @@ def score_batches(
     for batch in batches:
         names = batch.schema.names
         columns: dict[str, Any] = {}
-        for feature in schema.features:
-            column = batch.column(names.index(feature.name))
-            if feature.kind == "numeric":
-                columns[feature.name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
+        numeric = {f.name for f in schema.numeric} | {
+            n for n, k in schema.raw_inputs.items() if k == "number"
+        }
+        for name in schema.request_columns:  # raw: the predictor derives what features.py does
+            if name not in names and name in schema.raw_inputs:
+                continue  # a raw column only features.py reads, which these rows lack
+            column = batch.column(names.index(name))
+            if name in numeric:
+                columns[name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
             else:
-                columns[feature.name] = column.to_pylist()
+                columns[name] = column.to_pylist()
         result = predictor.predict_columns(columns)
         scored.prediction += list(result["prediction"])
         if result["proba"] is not None:

@@ -17,13 +17,13 @@ import duckdb
 
 from mlwizard.core import sql
 from mlwizard.core.contract.schema import UNSUPERVISED, Schema
-from mlwizard.core.data import coltypes
+from mlwizard.core.data import coltypes, derived
 from mlwizard.core.deploy.batch import load_predictor
 from mlwizard.core.ingest import delimited, files, sources
 from mlwizard.core.kernel.config import DEFAULT_NA_VALUES, ColumnType
 from mlwizard.core.kernel.errors import BadInputError
 from mlwizard.core.kernel.formatting import timestamp
-from mlwizard.core.kernel.workspace import Workspace
+from mlwizard.core.kernel.workspace import FEATURES_FILE, Workspace
 from mlwizard.core.operations import requestlog
 from mlwizard.core.operations.advice import retraining_advice
 from mlwizard.core.operations.checks import feature_drift
@@ -78,24 +78,38 @@ def prepare(
     reference: dict[str, Any],
     label: str,
     label_column: str | None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    features_path: Path | None = None,
 ) -> duckdb.DuckDBPyRelation:
-    """Each feature as training saw it (the data phase's SQL), plus the labels if given."""
+    """Each column a caller sends as training saw it (the data phase's SQL), plus the labels if
+    given, plus the columns the bundle's features.py derives (given `con` and its path)."""
     types = sources.column_types(relation)
-    missing = [f.name for f in schema.features if f.name not in types]
+    missing = [n for n in schema.request_columns if n not in types]
     if missing:
         raise BadInputError(f"{label}: missing feature column(s): {', '.join(missing)}")
     if label_column and label_column not in types:
         raise BadInputError(f"{label}: no label column '{label_column}' (--labels)")
     trained: dict[str, str] = reference.get("types") or {}
+    kinds = {f.name: f.kind for f in schema.features}
     exprs = [
         coltypes.feature_expression(
-            f.name, types[f.name], cast(ColumnType, trained.get(f.name, f.kind)), f.kind
+            n, types[n], cast(ColumnType, trained.get(n, kinds[n])), kinds[n]
         )
-        for f in schema.features
+        if n in kinds
+        else derived.raw_expression(n, schema.raw_inputs[n])
+        for n in schema.request_columns
     ]
     if label_column:
         exprs.append(f"{sql.quote_ident(label_column)} AS {LABEL}")
-    return relation.select(", ".join(exprs))
+    prepared = relation.select(", ".join(exprs))
+    if not schema.derived or con is None or features_path is None:
+        return prepared
+    # The columns features.py derives, so their drift is measured too (in memory: DuckDB
+    # cannot call derive() itself).
+    table = derived.add_derived(
+        prepared.to_arrow_table(), list(schema.derived), schema.raw_inputs, features_path
+    )
+    return con.from_arrow(table)
 
 
 def monitor(
@@ -123,7 +137,9 @@ def monitor(
     if is_log and labels:
         relation = _join_labels(con, relation, Path(labels), schema)
         label_column = schema.target
-    prepare(relation, schema, reference, label, label_column).create_view(VIEW)
+    features_path = bundle / "models" / "champion" / FEATURES_FILE
+    prepared = prepare(relation, schema, reference, label, label_column, con, features_path)
+    prepared.create_view(VIEW)
     rows = int(con.sql(f"SELECT count(*) FROM {VIEW}").fetchall()[0][0])
     if rows == 0:
         raise BadInputError(f"{label}: no rows to monitor")

@@ -4,7 +4,8 @@ At training time the phase takes the reference profile of the model (see `snapsh
 it with the deployed bundle as a numbered version in the registry (the first one becomes the
 champion), reports the test split's drift against training (which shows the machinery on data
 the model never trained on; production batches go through `mlwizard monitor`), decides whether to
-retrain, and writes the runbook, the incident-response page and the schedules.
+retrain, and writes the runbook, the incident-response page and the schedules. The shells are
+told which step is running (`STEPS`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from mlwizard.core.operations.drift import connect
 from mlwizard.core.operations.registry import Registry
 from mlwizard.core.operations.snapshot import describe_version
 
+STEPS = ("reference", "drift", "register", "docs")
+
 
 def run(ctx: PhaseContext) -> PhaseResult:
     ws = ctx.workspace
+    steps = ctx.steps(*STEPS)
+    steps.begin("reference")
     bundle, reference, facts = describe_version(ws)
     ctx.check_cancelled()
+    steps.begin("drift")
     test = ctx.upstream_artifact("data", "test")
     con = connect(len(reference["features"]))
     features = feature_drift(con, "read_parquet(?)", [str(test)], reference)
@@ -39,19 +45,22 @@ def run(ctx: PhaseContext) -> PhaseResult:
     advice = retraining_advice(report, list(model.gate_failures))
     report["advice"] = advice
 
+    steps.begin("register")
     registry = Registry(ws.root)
     version, new = registry.register(bundle, reference, {**facts, "origin": "operations phase"})
     if registry.champion() is None:
         registry.set_champion(version, "first", "the first registered version")
-    ctx.message(
-        f"model version {version}{' registered' if new else ''}; drift on {len(features)} "
-        "monitored features: " + (f"major on {', '.join(drifted)}" if drifted else "none major")
-    )
     outputs = {
         "reference": atomic.write_json(ctx.artifact("reference.json"), reference),
         "drift": atomic.write_json(ctx.artifact("drift.json"), report),
     }
+    steps.begin("docs")
     outputs.update(docs.write_docs(ctx, registry, reference))
+    steps.finish()
+    ctx.message(  # last: what the shells keep showing once the phase is done
+        f"model version {version}{' registered' if new else ''}; drift on {len(features)} "
+        "monitored features: " + (f"major on {', '.join(drifted)}" if drifted else "none major")
+    )
     metrics = {
         "psi": {name: f["psi"] for name, f in features.items()},
         "levels": {name: f["level"] for name, f in features.items()},

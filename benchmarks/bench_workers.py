@@ -13,8 +13,10 @@ candidate's search runs every configuration it plans; the script checks it and p
 
 Two durations per run: the model phase as its checkpoint records it, and the sweep, from the
 first candidate run's start to the last one's end, read from the experiment store
-(`mlwizard.core.model.experiment_query.list_runs`). One worker gets every core's threads; two
-get half each (`workers.plan`).
+(`mlwizard.core.model.experiment_query.list_runs`), and the same span over the candidates' worker
+jobs alone (without the ensemble the parent builds after the pool). One worker gets every core's
+threads; two get half each (`workers.plan`), and the last jobs running take the cores idle
+workers leave (the pool's elastic tail).
 """
 
 from __future__ import annotations
@@ -49,11 +51,15 @@ WORKERS = (1, 2)
 ENGINES = ("local", "dask")
 
 
-def sweep_seconds(project: Path) -> float:
+def sweep_seconds(project: Path, workers_only: bool = False) -> float:
+    """First recorded run's start to the last one's end; `workers_only`: the candidates' worker
+    jobs alone, without the ensemble the parent builds after them (the same in both settings)."""
     from mlwizard.core.kernel.workspace import Workspace
     from mlwizard.core.model.experiment_query import list_runs
 
     runs = [r for r in list_runs(Workspace(project)) if r.started_at and r.duration_s]
+    if workers_only:
+        runs = [r for r in runs if r.candidate != "ensemble"]
     start = min(r.started_at for r in runs)
     end = max(r.started_at + timedelta(seconds=r.duration_s) for r in runs)
     return (end - start).total_seconds()
@@ -76,6 +82,7 @@ def one_run(
         "threads_per_worker": metrics["threads_per_worker"],
         "model_phase_s": checkpoint(project, "model")["duration_s"],
         "sweep_s": round(sweep_seconds(project), 2),
+        "jobs_sweep_s": round(sweep_seconds(project, workers_only=True), 2),
         "process_wall_s": round(wall, 2),
         "trials": {c["name"]: c.get("trials") for c in candidates},
         "all_complete": all(c["status"] == "done" and c.get("complete", True) for c in candidates),
@@ -111,6 +118,13 @@ def _summary(results: dict[str, Any], engine: str, into: dict[str, Any]) -> str:
         )
     phase_ratio = medians[1]["phase"] / medians[2]["phase"]
     sweep_ratio = medians[1]["sweep"] / medians[2]["sweep"]
+    jobs = {
+        w: [r["jobs_sweep_s"] for r in runs if "jobs_sweep_s" in r]
+        for w, runs in by_workers.items()
+    }
+    jobs_ratio = (
+        statistics.median(jobs[1]) / statistics.median(jobs[2]) if jobs[1] and jobs[2] else None
+    )
     paired = []  # each repetition's two runs ran back to back, under the same neighbours
     for repeat in sorted({r["repeat"] for r in results["runs"]}):
         pair = {r["workers"]: r for r in results["runs"] if r["repeat"] == repeat}
@@ -120,6 +134,7 @@ def _summary(results: dict[str, Any], engine: str, into: dict[str, Any]) -> str:
         "model_phase": round(phase_ratio, 2),
         "sweep": round(sweep_ratio, 2),
         "sweep_per_repeat": paired,
+        "jobs_sweep": None if jobs_ratio is None else round(jobs_ratio, 2),
     }
     lines.append("")
     lines.append(
@@ -127,6 +142,12 @@ def _summary(results: dict[str, Any], engine: str, into: dict[str, Any]) -> str:
         f"whole model phase {phase_ratio:.2f}×; sweep, repetition by repetition: "
         f"{', '.join(f'{x:.2f}×' for x in paired)}."
     )
+    if jobs_ratio is not None:
+        lines.append(
+            f"The candidates' worker jobs alone (the sweep without the ensemble the parent builds "
+            f"after them): {', '.join(f'{x:.1f}' for x in jobs[1])} s with 1 worker, "
+            f"{', '.join(f'{x:.1f}' for x in jobs[2])} s with 2: {jobs_ratio:.2f}×."
+        )
     return "\n".join(lines)
 
 

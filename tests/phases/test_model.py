@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -174,8 +175,14 @@ def test_each_run_is_logged_and_reported(binary: Run) -> None:
     assert linear["metrics"]["cv"]["kind"] == "StratifiedKFold"
     assert by_name["dummy"]["onnx_path"] is None and by_name["dummy"]["reason"]
     assert by_name["hist_gradient_boosting"]["params"]["random_state"] == 7
-    _, expected_threads = plan(2, len(ALL_CANDIDATES))
-    assert all(r["metrics"]["threads"] <= expected_threads for r in runs)
+    # Each worker's share of the cores; the last jobs running may take what idle workers leave
+    # (the pool's elastic tail), never more than the machine has.
+    _, share = plan(2, len(ALL_CANDIDATES))
+    assert all(
+        share <= r["metrics"]["threads"] <= (os.cpu_count() or 1)
+        for r in runs
+        if r["metrics"]["threads"]
+    )
 
     finished = [e.payload for e in events if isinstance(e.payload, ev.CandidateFinished)]
     assert sorted(d.candidate for d in finished) == sorted(ALL_CANDIDATES)

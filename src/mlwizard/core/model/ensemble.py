@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,7 @@ def attempt(
 ) -> tuple[RunResult | None, str]:
     """The ensemble as a run result if it is kept, else None; and what happened, in words."""
     start = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat()  # when the work began, as candidate runs record
     names = [r.candidate for r in chosen]
     n_classes = len(schema.classes or [])
     fitted = [(r.candidate, joblib.load(r.joblib_path)) for r in chosen]
@@ -148,6 +150,7 @@ def attempt(
         onnx=str(onnx_path),
         joblib=str(stem.with_suffix(".joblib")),
         complete=all(r.complete for r in chosen),
+        started_at=started_at,
         duration_s=round(time.perf_counter() - start, 3),
     )
     return result, f"{what}, better than {best.candidate} alone ({best.score:.4g}): kept"

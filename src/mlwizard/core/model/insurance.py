@@ -48,7 +48,7 @@ class Insurance:
         return self
 
     def _run(self) -> None:
-        from mlwizard.core.model.training import train_candidate
+        from mlwizard.core.model.training import forget, train_candidate
 
         for job in self.jobs:
             try:
@@ -58,6 +58,7 @@ class Insurance:
             result.notes.append(NOTE)
             result.complete = False
             self.results[job.candidate] = result
+        forget()  # the splits read for these runs: the parent does not keep them
         self.finished_at = time.monotonic()
 
     def wait(self, until: float) -> None:

@@ -17,7 +17,15 @@ from mlwizard.core.contract.tasks import METRICS, Direction
 from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.context import PhaseContext, PhaseResult
 from mlwizard.core.kernel.errors import QualityGateError
-from mlwizard.core.model import candidates, executors, insurance, runcache, sampling, worker_entry
+from mlwizard.core.model import (
+    candidates,
+    executors,
+    insurance,
+    runcache,
+    sampling,
+    schedule,
+    worker_entry,
+)
 from mlwizard.core.model.budget import Budget, finish_reserve, job_deadline, refit_reserve
 from mlwizard.core.model.candidates import BASELINE, FAMILIES, START_ORDER
 from mlwizard.core.model.jobs import RunResult, TrainJob
@@ -90,6 +98,7 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     to_train = [n for n in START_ORDER if n in planned and n not in results]
     executor = executors.resolve(ctx.executor or settings.executor)
     workers, threads = executor.plan(settings.workers, len(to_train))
+    to_train = _start_order(to_train, train, schema, workers, budget)
     if to_train:
         ctx.message(
             f"training {len(to_train)} candidate(s) ({', '.join(to_train)}) on "
@@ -293,6 +302,26 @@ def _preload() -> None:
     """Load the final evaluation's code (and skl2onnx, for an ensemble's export)."""
     for module in ("mlwizard.core.model.finish", "skl2onnx"):
         importlib.import_module(module)
+
+
+def _start_order(
+    names: list[str], train: Path, schema: Schema, workers: int, budget: Budget
+) -> list[str]:
+    """The jobs in the order they start (`schedule`): longest first when the budget holds."""
+    if workers <= 1 or len(names) <= workers:
+        return names
+    import pyarrow.parquet as pq
+
+    from mlwizard.core.discovery.feasibility import contention
+
+    return schedule.order(
+        names,
+        rows=pq.ParquetFile(train).metadata.num_rows,
+        features=len(schema.features),
+        workers=workers,
+        seconds=budget.training_deadline - time.monotonic(),
+        slowdown=contention(extra=workers),
+    )
 
 
 def _skewed(train: Path, target: str) -> bool:

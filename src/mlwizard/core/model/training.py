@@ -5,6 +5,11 @@ The worker receives paths and names only (a `TrainJob`) and never the test split
 train and validation splits itself and returns a small JSON-able dict; models travel as files
 written atomically, and the result file is written last (see `runcache`).
 
+A worker process runs many jobs on the same splits: it reads them once and keeps the latest
+(`read_inputs`, keyed by each file's path, size and modification time), so later jobs start
+training at once. Each job gets its own shallow copies (copy-on-write), so no job sees another's
+changes.
+
 Two deadlines bound a run: its share of the budget (counted from when the worker starts it), which
 the search aims to end by, and `hard_deadline`, when the parent terminates the worker. The refit
 runs only if it is expected to end, with its export, before the hard deadline; otherwise the
@@ -13,13 +18,17 @@ best configuration's fold model (fitted on the most rows) stands in for it.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from mlwizard.core.contract.features import feature_frame, target_vector
 from mlwizard.core.contract.schema import Schema
@@ -27,7 +36,7 @@ from mlwizard.core.export.onnx_export import ExportError, export_pipeline
 from mlwizard.core.export.parity import check_export
 from mlwizard.core.export.trees import align_thresholds
 from mlwizard.core.kernel import atomic
-from mlwizard.core.model import candidates, cv, fitting, runcache, tuning
+from mlwizard.core.model import candidates, cv, fitting, runcache, tuning, workers
 from mlwizard.core.model.jobs import RunResult, TrainJob
 from mlwizard.core.model.metrics import evaluate
 
@@ -39,6 +48,78 @@ EXPORT_FACTOR_DEFAULT = 0.5
 REFIT_MARGIN = 1.2
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """The splits as a job trains on them."""
+
+    train: pd.DataFrame
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    x_valid: pd.DataFrame
+    y_valid: np.ndarray
+
+    def copy(self) -> Inputs:
+        return Inputs(
+            self.train.copy(deep=False),
+            self.x_train.copy(deep=False),
+            self.y_train.copy(),
+            self.x_valid.copy(deep=False),
+            self.y_valid.copy(),
+        )
+
+
+_CACHE: dict[tuple[Any, ...], Inputs] = {}  # this process's latest splits, one entry
+_CACHE_LOCK = threading.Lock()  # a Dask worker runs jobs on threads
+_LOADS: list[tuple[Any, ...]] = []  # what this process read from disk, in order (`loads`)
+_APPLIED: list[int] = []  # the thread limit last set in this worker
+
+
+def loads() -> list[tuple[Any, ...]]:
+    """The splits this process has read from disk, one entry per read (tests count them)."""
+    return list(_LOADS)
+
+
+def forget() -> None:
+    """Drop the kept splits (the parent, after its insurance runs)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _identity(path: Path) -> tuple[Any, ...]:
+    stat = os.stat(path)
+    return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def read_inputs(job: TrainJob, schema: Schema) -> Inputs:
+    """The job's splits, read once per process for as long as the files are unchanged."""
+    key = (_identity(job.train), _identity(job.valid), _identity(job.schema))
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is None:
+            train, valid = pd.read_parquet(job.train), pd.read_parquet(job.valid)
+            cached = Inputs(
+                train,
+                feature_frame(train, schema),
+                target_vector(train, schema),
+                feature_frame(valid, schema),
+                target_vector(valid, schema),
+            )
+            _CACHE.clear()  # one set of splits: a worker's memory holds one, as before
+            _CACHE[key] = cached
+            _LOADS.append(key)
+        return cached.copy()
+
+
+def _threads(share: int) -> int:
+    """Threads for the next fit: the job's share, or more in the pool's elastic tail; the
+    OpenMP/BLAS limit of a pool worker follows."""
+    threads = workers.threads_now(share)
+    if workers.in_pool() and _APPLIED[-1:] != [threads]:
+        threadpool_limits(limits=threads)
+        _APPLIED[:] = [threads]
+    return threads
+
+
 def train_candidate(job: TrainJob) -> RunResult:
     start = time.perf_counter()
     # The share counts from here: a worker's start-up (imports) is not the job's time.
@@ -46,15 +127,17 @@ def train_candidate(job: TrainJob) -> RunResult:
     result = RunResult(job.candidate, "failed", key=job.key, budget_s=job.budget_s)
     schema = Schema.load(job.schema)
     n_classes = len(schema.classes or [])
-    train, valid = pd.read_parquet(job.train), pd.read_parquet(job.valid)
-    x_train, y_train = feature_frame(train, schema), target_vector(train, schema)
-    x_valid, y_valid = feature_frame(valid, schema), target_vector(valid, schema)
+    data = read_inputs(job, schema)
+    train, x_train, y_train = data.train, data.x_train, data.y_train
+    x_valid, y_valid = data.x_valid, data.y_valid
     family = candidates.FAMILIES[job.candidate]
 
-    def build(params: dict[str, Any]) -> Any:
-        return candidates.build(
-            job.candidate, schema, job.seed, params, job.threads, rows=len(x_train)
-        )
+    def build(params: dict[str, Any], final: bool = False) -> Any:
+        # The saved model keeps the job's share (CatBoost stores its thread count and cannot
+        # change it once fitted): only the search's fold fits take the elastic tail's threads.
+        threads = _threads(job.threads)
+        count = job.threads if final else threads
+        return candidates.build(job.candidate, schema, job.seed, params, count, rows=len(x_train))
 
     try:
         if family.trials and job.tune:
@@ -62,7 +145,7 @@ def train_candidate(job: TrainJob) -> RunResult:
                 job, deadline, result, build, schema, train, x_train, y_train
             )
         else:
-            pipeline = build({})
+            pipeline = build({}, final=True)
             info = fitting.fit(
                 pipeline, family, x_train, y_train, seed=job.seed, deadline=job.hard_deadline
             )
@@ -178,7 +261,7 @@ def _tune_and_refit(
             best.params, "fold", job.threads, fold=found.best_fold, truncated=best.truncated
         )
         return found.best_fold_model, max(best.fold_s)
-    pipeline = build(best.params)
+    pipeline = build(best.params, final=True)
     info = fitting.fit(
         pipeline,
         family,

@@ -9,6 +9,10 @@ Jobs are submitted only as workers free up, so each job is built (and given its 
 moment it can start. A worker whose parent dies (`kill -9`) exits within a second instead of
 finishing its job as an orphan.
 
+The tail is elastic: once nothing is queued, the jobs still running may use the cores the idle
+workers leave (`threads_now`, read by a job before each fit from a value the parent shares with
+its workers). Without it the sweep ended with one job fitting on one thread beside an idle core.
+
 This module imports only the standard library at the top: a spawn worker unpickles
 `limit_threads` before anything else, so the environment limits are set before numpy or
 scikit-learn load their thread pools.
@@ -35,6 +39,9 @@ MakeJob = Callable[[str, float], Any]  # key, time.monotonic() now -> job
 OnStart = Callable[[str, Any], None]
 
 
+_ALLOWANCE: Any = None  # in a pool worker: the threads each running job may use now (shared)
+
+
 def plan(requested: int, jobs: int) -> tuple[int, int]:
     """(workers, threads per worker) for `requested` workers (0: one per core)."""
     cores = os.cpu_count() or 1
@@ -42,8 +49,13 @@ def plan(requested: int, jobs: int) -> tuple[int, int]:
     return workers, max(1, cores // workers)
 
 
-def limit_threads(threads: int, parent: int | None = None) -> None:
-    """Pool initializer: cap OpenMP/BLAS threads in this worker, and exit if `parent` dies."""
+def limit_threads(threads: int, parent: int | None = None, allowance: Any = None) -> None:
+    """Pool initializer: cap OpenMP/BLAS threads in this worker, and exit if `parent` dies.
+
+    `allowance`: the parent's shared value of threads a running job may use now (`threads_now`).
+    """
+    global _ALLOWANCE
+    _ALLOWANCE = allowance
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
     from threadpoolctl import threadpool_limits
@@ -51,6 +63,27 @@ def limit_threads(threads: int, parent: int | None = None) -> None:
     threadpool_limits(limits=threads)  # for any library the environment came too late for
     if parent is not None:
         threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def threads_now(share: int) -> int:
+    """The threads a job whose share is `share` may use for its next fit: more than its share
+    when nothing is queued and other workers sit idle (only in a pool worker; else `share`)."""
+    if _ALLOWANCE is None:
+        return share
+    return max(share, int(_ALLOWANCE.value))
+
+
+def in_pool() -> bool:
+    """Whether this process is one of the pool's workers."""
+    return _ALLOWANCE is not None
+
+
+def tail_threads(threads: int, running: int, queued: int) -> int:
+    """Threads per running job: the pool's share while jobs wait, else the cores split among
+    the jobs still running."""
+    if queued or running <= 0:
+        return threads
+    return max(threads, (os.cpu_count() or 1) // running)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -77,14 +110,17 @@ def run_jobs(
     Stops when `cancel` is set or `time.monotonic()` passes `deadline`; running jobs are then
     terminated. Returns the keys not finished (running or never started), in order.
     """
+    context = multiprocessing.get_context("spawn")
+    allowance = context.Value("i", threads, lock=False)  # one int, written by this process only
     executor = ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=context,
         initializer=limit_threads,
-        initargs=(threads, os.getpid()),
+        initargs=(threads, os.getpid(), allowance),
     )
     queue = list(keys)
     running: dict[Future[Any], str] = {}
+    keys_of: dict[Future[Any], str] = {}
     try:
         while (queue or running) and not cancel.is_set():
             now = time.monotonic()
@@ -96,14 +132,21 @@ def run_jobs(
                 if on_start is not None:
                     on_start(key, job)
                 try:
-                    running[executor.submit(fn, job)] = key
+                    future = executor.submit(fn, job)
+                    running[future] = keys_of[future] = key
                 except BrokenProcessPool as exc:  # a worker died: report, do not hang
                     on_done(key, None, f"BrokenProcessPool: {exc}")
+            allowance.value = tail_threads(threads, len(running), len(queue))
             done, _ = wait(
                 set(running), timeout=min(POLL_S, deadline - now), return_when=FIRST_COMPLETED
             )
-            for future in sorted(done, key=lambda f: keys.index(running[f])):
-                key = running.pop(future)
+            finished = sorted(done, key=lambda f: keys.index(running[f]))
+            for future in finished:
+                running.pop(future)
+            if finished:
+                allowance.value = tail_threads(threads, len(running), len(queue))
+            for future in finished:
+                key = keys_of[future]
                 try:
                     result, error = future.result(), None
                 except Exception as exc:  # a crashed worker or an error inside fn

@@ -278,6 +278,10 @@ DEFAULT_CANDIDATES = tuple(n for n in FAMILIES if n != "mlp")
 IMBALANCE_RATIO = 1 / 3
 # A search parameter that is not the model's: "log" fits a regression on a signed log target.
 TARGET_PARAM = "target_scale"
+# A search parameter of the tree families on tables with categoricals: "target" target-encodes
+# every categorical (cross-fitted means, sorted by what they predict) instead of ordinal codes.
+ENCODING_PARAM = "encoding"
+ENCODED_FAMILIES = ("hist_gradient_boosting", "catboost", "random_forest", "extra_trees")
 SKEW = 1.0  # |sample skewness| of a regression target above which a log scale is searched
 SKEW_MIN_ROWS = 50
 
@@ -308,6 +312,8 @@ def build(
     pipeline = FAMILIES[name].build(schema, seed, threads)
     params = dict(params or {})
     target = params.pop(TARGET_PARAM, None)
+    if params.pop(ENCODING_PARAM, None) == "target":
+        cardinality.encode_all(pipeline)
     if params:
         pipeline.set_params(**{f"model__{key}": value for key, value in params.items()})
     if target == "log" and schema.task == "regression":
@@ -323,7 +329,13 @@ def build(
 
 
 def sample_params(
-    name: str, task: str, seed: int, trials: int, imbalanced: bool = False, skewed: bool = False
+    name: str,
+    task: str,
+    seed: int,
+    trials: int,
+    imbalanced: bool = False,
+    skewed: bool = False,
+    categorical: bool = False,
 ) -> list[Params]:
     """The configurations a search tries, in order: the defaults, then seeded random draws.
 
@@ -331,6 +343,9 @@ def sample_params(
     `imbalanced` classification task the defaults with the first balanced class weighting come
     second, and every random draw also draws a class weighting. On a `skewed` regression target
     the defaults on a log scale (`TARGET_PARAM`) come next, and every draw also draws the scale.
+    A tree family on a supervised table with `categorical` inputs tries the defaults with every
+    categorical target-encoded (`ENCODING_PARAM`) next, and every draw also draws the encoding:
+    the cross-validation decides per table.
     """
     family = FAMILIES[name]
     if family.space is None or trials <= 0:
@@ -343,6 +358,10 @@ def sample_params(
     log_scale = skewed and task == "regression" and name != BASELINE
     if log_scale and len(configs) < trials:
         configs.append({TARGET_PARAM: "log"})
+    encodings = categorical and name in ENCODED_FAMILIES
+    encodings = encodings and task in ("binary", "multiclass", "regression")
+    if encodings and len(configs) < trials:
+        configs.append({ENCODING_PARAM: "target"})
     attempts = 0
     while len(configs) < trials and attempts < trials * 20:
         attempts += 1
@@ -351,6 +370,8 @@ def sample_params(
             params[balance[0]] = spaces.pick(rng, list(balance[1]))
         if log_scale and rng.random() < 0.5:
             params[TARGET_PARAM] = "log"
+        if encodings and rng.random() < 0.5:
+            params[ENCODING_PARAM] = "target"
         if params not in configs:
             configs.append(params)
     return configs

@@ -16,7 +16,7 @@ fitted transformer (and the exported graph) holds the columns it chose.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mlwizard.core.contract.schema import Schema
@@ -63,6 +63,23 @@ def parts(schema: Schema, low: Any, seed: int, scaled: bool) -> list[tuple[str, 
     return [
         ("categorical", low, Cardinality(columns, False, HIGH_CARDINALITY)),
         ("target_encoded", high, Cardinality(columns, True, HIGH_CARDINALITY)),
+    ]
+
+
+def encode_all(pipeline: Any) -> None:
+    """Send every categorical of an unfitted `pipeline` to the target encoding (the tree
+    families' `encoding = "target"` search setting): its ordinal codes are in arbitrary order,
+    the target means sort the categories by what they predict."""
+    columns = dict(pipeline.steps).get("columns")
+    if columns is None:
+        return
+    columns.transformers = [
+        (
+            name,
+            transformer,
+            replace(chosen, threshold=0) if isinstance(chosen, Cardinality) else chosen,
+        )
+        for name, transformer, chosen in columns.transformers
     ]
 
 

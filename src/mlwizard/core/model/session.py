@@ -68,9 +68,20 @@ def run_phase(ctx: PhaseContext, started: float) -> PhaseResult:
     data_hash = {n: ctx.workspace.file_hash(path) for n, path in files.items()}
     balance = _class_balance(ctx)
     skewed = schema.task == "regression" and _skewed(paths["train"], schema.target)
+    categorical = bool(schema.categorical)
     planned = {
         name: _plan(
-            name, schema.task, seed, metric, strategy, column, data_hash, out_dir, balance, skewed
+            name,
+            schema.task,
+            seed,
+            metric,
+            strategy,
+            column,
+            data_hash,
+            out_dir,
+            balance,
+            skewed,
+            categorical,
         )
         for name in names
     }
@@ -265,13 +276,16 @@ def _plan(
     out_dir: Path,
     class_balance: dict[str, float] | None = None,
     skewed: bool = False,
+    categorical: bool = False,
 ) -> Planned:
     trials = FAMILIES[name].trials
     cap = os.environ.get(TRIALS_ENV, "").strip()
     if cap.isdigit() and trials:
         trials = max(1, min(trials, int(cap)))
     imbalanced = candidates.imbalanced(class_balance)
-    configs = tuple(candidates.sample_params(name, task, seed, trials, imbalanced, skewed))
+    configs = tuple(
+        candidates.sample_params(name, task, seed, trials, imbalanced, skewed, categorical)
+    )
     key = runcache.run_key(
         candidate=name,
         configs=configs,

@@ -210,3 +210,34 @@ def test_the_data_phase_keeps_dates_and_text_as_features(tmp_path: Path) -> None
     seconds = frame[schema.datetime[0].input].dropna()
     assert seconds.between(datetime(2019, 1, 1, tzinfo=UTC).timestamp() - 1, 2e9).all()
     assert frame[schema.text[0].input].str.islower().all()
+
+
+def test_an_ensemble_with_a_log_scale_member_converts_with_parity() -> None:
+    """A log-target member inside a VotingRegressor used to fail the ensemble's export
+    (skl2onnx had no converter for `SkewedTarget`), so such an ensemble was never kept."""
+    from mlwizard.core.model import ensemble
+
+    rng = np.random.default_rng(4)
+    rows = 500
+    a, shop = rng.normal(size=rows), rng.choice(["x", "y", "z"], rows).astype(object)
+    price = np.exp(3 + 1.2 * a + (shop == "x") + rng.normal(0, 0.3, rows))
+    table = pd.DataFrame({"a": a, "shop": shop, "price": price})
+    features = [Feature("a", "numeric", "f000_a"), Feature("shop", "categorical", "f001_shop")]
+    schema = Schema("price", "regression", features)
+    x, y = feature_frame(table, schema), target_vector(table, schema)
+    fitted = []
+    for name, params in (("catboost", {"iterations": 50}), ("linear", {})):
+        pipeline = candidates.build(name, schema, 0, {**params, candidates.TARGET_PARAM: "log"})
+        family = candidates.FAMILIES[name]
+        fitting.fit(pipeline, family, x[:350], y[:350], seed=0, deadline=time.monotonic() + 60)
+        fitted.append((name, pipeline))
+    plain = candidates.build("hist_gradient_boosting", schema, 0, {"max_iter": 30})
+    plain.fit(x[:350], y[:350])
+    voting = ensemble.assemble(
+        [*fitted, ("hist_gradient_boosting", plain)], schema, [0.5, 0.2, 0.3]
+    )
+    model = export_pipeline(voting, schema, x)
+    parity = check_parity(voting, model, x[350:], schema)
+    assert parity.ok and parity.rows == 150, parity
+    assert np.median(voting.predict(x[350:])) > 10  # the target's scale
+    assert export_pipeline(voting, schema, x) == model  # reproducible bytes

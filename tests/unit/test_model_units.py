@@ -166,6 +166,46 @@ def test_each_family_exports_with_parity(task: str, name: str) -> None:
         assert parity.label_agreement is not None and parity.label_agreement >= 0.99
 
 
+def _cv_run(name: str, validation: float, folds: list[float], export_s: float = 1.0) -> RunResult:
+    cv_record = {"kind": "KFold", "folds": 5, "scores": folds} if folds else None
+    return RunResult(
+        name, "done", score=validation, cv=cv_record, deployable=True, export_s=export_s, key=name
+    )
+
+
+def test_runs_are_ranked_on_the_folds_they_all_scored() -> None:
+    """A search cut short after one easy fold must not beat runs averaged over every fold."""
+    from mlwizard.core.model import choice
+
+    cut_short = _cv_run("extra_trees", 0.907, [0.902])
+    full = _cv_run("catboost", 0.918, [0.906, 0.860, 0.750, 0.806, 0.903])
+    alone = _cv_run("linear", 0.80, [])  # no folds: ranked by validation, not counted
+    assert choice.rank_score(cut_short) > choice.rank_score(full)  # on their own folds
+    assert choice.common_folds([cut_short, full, alone]) == 1
+    assert choice.best([cut_short, full, alone], "maximize") is full
+    assert choice.rank_score(full, 1) == pytest.approx((0.906 + 0.918) / 2)
+    assert "1 CV fold(s) (of its 5" in choice.how_chosen(full, "r2", 1)
+    assert choice.common_folds([alone]) is None
+    assert (
+        choice.best([full, _cv_run("hgb", 0.91, [0.9, 0.9, 0.9, 0.9, 0.9])], "maximize").candidate
+        == "hgb"
+    )
+
+
+def test_ensemble_members_that_would_not_export_in_time_are_passed_over() -> None:
+    slow = _cv_run("extra_trees", 0.93, [0.93, 0.93], export_s=8.0)
+    quick = [_cv_run("catboost", 0.92, [0.92, 0.92], 0.5), _cv_run("hgb", 0.91, [0.91, 0.9], 1.0)]
+    everyone = [slow, *quick]
+    assert [r.candidate for r in ensemble.members(everyone, "maximize")] == [
+        "extra_trees",
+        "catboost",
+        "hgb",
+    ]
+    timed = ensemble.members(everyone, "maximize", seconds=ensemble.expected_seconds(quick))
+    assert [r.candidate for r in timed] == ["catboost", "hgb"]
+    assert ensemble.members(everyone, "maximize", seconds=0.0) == []
+
+
 def test_an_ensemble_that_beats_its_members_is_one_onnx_graph_with_parity(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     schema = make_schema("binary")

@@ -19,7 +19,7 @@ from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.export.parity import check_parity
 from mlwizard.core.model.candidates import BASELINE
-from mlwizard.core.model.choice import rank_score
+from mlwizard.core.model.choice import ranker
 from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.leaderboard import fmt
 from mlwizard.core.model.metrics import is_better, reaches
@@ -30,8 +30,9 @@ MIN_TEST_ROWS_PER_CLASS = 5
 
 
 def ranked(deployable: list[RunResult], direction: Direction) -> list[RunResult]:
-    """Best first as `choice` ranks them (CV folds and validation pooled); ties keep the
-    configured order; undefined scores last."""
+    """Best first as `choice` ranks them (common CV folds and validation pooled); ties keep
+    the configured order; undefined scores last."""
+    rank_score = ranker(deployable)
     order: list[RunResult] = []
     for run in deployable:
         at = next(

@@ -7,7 +7,8 @@ weights when cross-fitted (found on one half of the validation rows, scored on t
 the other way round), so that choosing them on the rows that judge them does not flatter them.
 The ensemble is kept only if it beats the best single run on validation and its export
 reproduces it; otherwise the best single run stays. It is tried only when the clock allows its
-export, estimated from what the members' own exports took. After the choice, `refit` refits
+export, estimated from what the members' own exports took; a member whose export would not fit
+in the time left is passed over for the next best run. After the choice, `refit` refits
 the members and rebuilds the ensemble with the same weights (`assemble`).
 """
 
@@ -32,7 +33,7 @@ from mlwizard.core.export.parity import check_export
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.model import fitting
-from mlwizard.core.model.choice import rank_score
+from mlwizard.core.model.choice import ranker
 from mlwizard.core.model.jobs import RunResult
 from mlwizard.core.model.metrics import evaluate, is_better
 
@@ -43,11 +44,23 @@ SAFETY = 1.5
 SELECTION_STEPS = 12  # greedy selection rounds: weights are multiples of 1/12
 
 
-def members(deployable: list[RunResult], direction: Direction) -> list[RunResult]:
-    """The best deployable runs with a defined score, best first (as `choice` ranks them)."""
+def members(
+    deployable: list[RunResult], direction: Direction, seconds: float = float("inf")
+) -> list[RunResult]:
+    """The best deployable runs with a defined score, best first (as `choice` ranks them), up
+    to `MAX_MEMBERS` whose ensemble export is expected to take at most `seconds`: a run whose
+    export would not fit is passed over for the next one, so a slow exporter (a deep forest)
+    does not keep a cheaper ensemble from being tried at all."""
+    rank_score = ranker(deployable)
     scored = [r for r in deployable if rank_score(r) is not None]
     scored.sort(key=lambda r: rank_score(r) or 0.0, reverse=direction == "maximize")
-    return scored[:MAX_MEMBERS]
+    chosen: list[RunResult] = []
+    for run in scored:
+        if len(chosen) == MAX_MEMBERS:
+            break
+        if expected_seconds([*chosen, run]) <= seconds:
+            chosen.append(run)
+    return chosen
 
 
 def expected_seconds(chosen: list[RunResult]) -> float:

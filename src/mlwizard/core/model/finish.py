@@ -100,9 +100,10 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         leaderboard(i.ordered, i.metric, i.direction, best, baseline, ctx),
     )
     outputs: dict[str, Path] = {"leaderboard": board}
+    folds = choice.common_folds(deployable)  # the CV folds every deployable run was ranked on
     ctx.message(
         why_best(best, deployable, i.metric, i.direction, baseline)
-        + f" (chosen by {choice.how_chosen(best, i.metric)})",
+        + f" (chosen by {choice.how_chosen(best, i.metric, folds)})",
         candidate=best.candidate,
     )
 
@@ -243,7 +244,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         "ensemble": ensemble_report,
         "parity": training["deployed_parity"] or best.parity,
         "training": training,
-        "chosen_by": choice.how_chosen(best, i.metric),
+        "chosen_by": choice.how_chosen(best, i.metric, folds),
         "cv": _cv_plan(finished),
         "best_params": best_params,
         "hypothesis": hypothesis,
@@ -292,13 +293,16 @@ def _ensemble(
     y_valid: np.ndarray,
 ) -> tuple[RunResult | None, dict[str, Any] | None]:
     """The kept ensemble (recorded as a run), if any, and what was tried."""
-    chosen = ensemble.members(deployable, i.direction)
-    if len(chosen) < 2:
-        return None, None
-    names = [r.candidate for r in chosen]
     # What must still fit after it: the test evaluation and the artifacts.
     after = max(ENSEMBLE_AFTER_S, ENSEMBLE_AFTER_SHARE * i.budget.reserve)
-    if time.monotonic() + ensemble.expected_seconds(chosen) > i.budget.end - after:
+    left = i.budget.end - after - time.monotonic()
+    untimed = ensemble.members(deployable, i.direction)
+    if len(untimed) < 2:
+        return None, None
+    chosen = ensemble.members(deployable, i.direction, seconds=left)
+    names = [r.candidate for r in chosen]
+    if len(chosen) < 2:
+        names = [r.candidate for r in untimed]
         note = f"ensemble of {', '.join(names)} not tried: the time budget would not allow it"
         ctx.message(note)
         return None, {"members": names, "kept": False, "note": note}

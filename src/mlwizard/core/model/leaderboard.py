@@ -12,7 +12,7 @@ from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.kernel import events as ev
 from mlwizard.core.kernel.context import PhaseContext
 from mlwizard.core.kernel.formatting import fmt
-from mlwizard.core.model.choice import rank_score
+from mlwizard.core.model.choice import ranker
 from mlwizard.core.model.experiments import STORE_FILE, ExperimentStore
 from mlwizard.core.model.jobs import RunResult
 
@@ -154,7 +154,8 @@ def leaderboard(
     """Finished runs best first (undefined scores last), then the rest in configured order."""
     sign = -1.0 if direction == "maximize" else 1.0
     finished = [r for r in ordered if r.status == "done"]
-    # Ranked as the choice ranks them: CV folds and validation pooled (`choice`).
+    # Ranked as the choice ranks them: common CV folds and validation pooled (`choice`).
+    rank_score = ranker([r for r in finished if r.deployable])
     finished.sort(key=lambda r: (rank_score(r) is None, sign * (rank_score(r) or 0.0)))
     rows = finished + [r for r in ordered if r.status != "done"]
     return {
@@ -185,18 +186,20 @@ def why_best(
     direction: Direction,
     baseline: float | None,
 ) -> str:
+    rank_score = ranker(deployable)  # as `choice` ranked them, not by validation alone
     others = sorted(
-        (r for r in deployable if r is not best and r.score is not None),
-        key=lambda r: r.score or 0.0,
+        (r for r in deployable if r is not best and rank_score(r) is not None),
+        key=lambda r: rank_score(r) or 0.0,
         reverse=direction == "maximize",
     )
     text = (
-        f"best: {best.candidate}, the best validation {metric} ({fmt(best.score)}) of "
+        f"best: {best.candidate} (validation {metric} {fmt(best.score)}), the best of "
         f"{len(deployable)} deployable candidate(s)"
     )
     extra = []
     if others:
-        extra.append(f"runner-up {others[0].candidate} {fmt(others[0].score)}")
+        runner = others[0]
+        extra.append(f"runner-up {runner.candidate}, validation {metric} {fmt(runner.score)}")
     if baseline is not None:
         extra.append(f"baseline {fmt(baseline)}")
     return text + (f" ({'; '.join(extra)})" if extra else "")

@@ -7,8 +7,10 @@ the snapshot, which costs a fraction of parsing the source again. From the profi
 audit scan come the column types and the table rules; error findings stop the phase before
 anything but the snapshot and the audit is written. The labelled rows are then read once into
 Arrow with each feature cast to its kind; a seeded sample of them feeds the one-feature leakage
-models, and the split is cut on them and written. Split leakage is counted by DuckDB over the
-written split files. Cancelling interrupts the running DuckDB query. The shells are told which
+models, and the split is cut on them and written. Work that needs no connection runs beside
+DuckDB's or Arrow's, which release the GIL: the profile's statistics on its sample beside the
+audit scan, the class counts and the split leakage (row hashes from the row read) beside the
+split writes. Cancelling interrupts the running DuckDB query. The shells are told which
 step is running (`STEPS`).
 """
 

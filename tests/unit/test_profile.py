@@ -336,3 +336,27 @@ def test_association_measures_agree_with_r_on_binary_variables() -> None:
     unrelated = rng.integers(0, 40, size=n)  # many levels, no link: the corrections keep it near 0
     assert profile_relations._cramers_v(unrelated, target) < 0.02
     assert profile_relations._correlation_ratio(unrelated, numeric) < 0.02
+
+
+def test_a_known_row_count_lets_the_one_scan_keep_the_same_sample(
+    csv_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the row count (the data phase's snapshot gives it), the hash threshold lets through
+    just over the sample's rows: one scan, no redraw, and the same sample, the bottom-k by
+    hash(seed, row); a wrong count that lets too few through draws again, exactly."""
+    from mlwizard.core.data.profile import scan_profile, summarise
+
+    con = duckdb.connect(":memory:")
+    relation = con.read_csv(str(csv_path))
+    plain = scan_profile(con, relation, "label", seed=5, sample_rows=500)  # redrawn: small table
+    calls: list[int] = []
+    original = profile_module._bottom_k
+    monkeypatch.setattr(profile_module, "_bottom_k", lambda *a: calls.append(1) or original(*a))
+    hinted = scan_profile(con, relation, "label", seed=5, sample_rows=500, rows_hint=ROWS)
+    assert calls == [] and hinted.sample.to_pandas().equals(plain.sample.to_pandas())
+    assert summarise(hinted, "label", "binary") == profile_of(
+        csv_path, target="label", task="binary", seed=5, sample_rows=500
+    )
+    calls.clear()
+    wrong = scan_profile(con, relation, "label", seed=5, sample_rows=500, rows_hint=10 * ROWS)
+    assert calls == [1] and wrong.sample.to_pandas().equals(plain.sample.to_pandas())

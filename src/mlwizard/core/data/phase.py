@@ -7,8 +7,10 @@ the snapshot, which costs a fraction of parsing the source again. From the profi
 audit scan come the column types and the table rules; error findings stop the phase before
 anything but the snapshot and the audit is written. The labelled rows are then read once into
 Arrow with each feature cast to its kind; a seeded sample of them feeds the one-feature leakage
-models, and the split is cut on them and written. Split leakage is counted by DuckDB over the
-written split files. Cancelling interrupts the running DuckDB query. The shells are told which
+models, and the split is cut on them and written. Work that needs no connection runs beside
+DuckDB's or Arrow's, which release the GIL: the profile's statistics on its sample beside the
+audit scan, the class counts and the split leakage (row hashes from the row read) beside the
+split writes. Cancelling interrupts the running DuckDB query. The shells are told which
 step is running (`STEPS`).
 """
 
@@ -25,7 +27,7 @@ from mlwizard.core.contract.schema import Feature, FeatureKind, Schema, input_na
 from mlwizard.core.data import audit, checks, coltypes, derived, features, rows
 from mlwizard.core.data.audit import Finding, TableFacts
 from mlwizard.core.data.lineage import data_version, record_version
-from mlwizard.core.data.profile import profile_dataset
+from mlwizard.core.data.profile import sample_numbers, scan_profile, summarise
 from mlwizard.core.data.report import write_reports
 from mlwizard.core.data.splits import SPLITS, check_fractions
 from mlwizard.core.ingest import sources
@@ -129,21 +131,28 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     paths = {name: ctx.artifact(f"{name}.parquet") for name in SPLITS}
     split_report: dict[str, Any] = {}
     # streamed: no part is copied out of the table; the parts are written on two threads (Arrow
-    # encodes without the GIL), train on one, valid and test on the other
+    # encodes without the GIL), train on one, valid and test on the other, while this thread
+    # counts the classes and the rows repeated across the splits
     keeps = [assignment == index for index in range(len(SPLITS))]
-    with ThreadPoolExecutor(max_workers=1) as pool:
+
+    def write_rest(rows_table: pa.Table) -> list[Path]:
+        return [rows.write_split(paths[n], rows_table, keeps[i]) for i, n in enumerate(SPLITS) if i]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
         train = pool.submit(rows.write_split, paths[SPLITS[0]], table, keeps[0])
-        rest = [rows.write_split(paths[n], table, keeps[i]) for i, n in enumerate(SPLITS) if i]
-        outputs.update(zip(SPLITS, [train.result(), *rest], strict=True))
-    for index, name in enumerate(SPLITS):
-        keep = keeps[index]
-        codes = None if classes is None else labels[keep]
-        by_column = strategy in ("time", "group") and split_column in table.column_names
-        values = pc.filter(table.column(split_column), keep) if by_column else None
-        split_report[name] = rows.split_summary(int(keep.sum()), codes, classes, strategy, values)
-    if leaks:  # the hash covered the excluded columns too
-        hashes = audit.row_hashes(con, table, [*label_columns, *kinds])
-    split_findings, repeated = audit.split_leakage(hashes, assignment)
+        rest = pool.submit(write_rest, table)
+        for index, name in enumerate(SPLITS):
+            keep = keeps[index]
+            codes = None if classes is None else labels[keep]
+            by_column = strategy in ("time", "group") and split_column in table.column_names
+            values = pc.filter(table.column(split_column), keep) if by_column else None
+            split_report[name] = rows.split_summary(
+                int(keep.sum()), codes, classes, strategy, values
+            )
+        if leaks:  # the hash covered the excluded columns too
+            hashes = audit.row_hashes(con, table, [*label_columns, *kinds])
+        split_findings, repeated = audit.split_leakage(hashes, assignment)
+        outputs.update(zip(SPLITS, [train.result(), *rest.result()], strict=True))
     del table
     for name, count in repeated.items():
         split_report[name]["rows_also_in_train"] = count
@@ -218,20 +227,27 @@ def _audit_source(
     task: str,
     split_column: str,
 ) -> tuple[dict[str, Any], dict[str, ColumnType], list[Finding]]:
-    """Profile and audit scan (two aggregates), column types, and the table rules' findings."""
-    profile = profile_dataset(
-        con,
-        relation,
-        target=config.data.target or None,
-        task="binary" if task == "anomaly" else (None if task == "clustering" else task),
-        seed=config.project.seed,
+    """Profile and audit scan (two aggregates), column types, and the table rules' findings.
+
+    The audit scan runs on a second thread while the profile's statistics are drawn from its
+    sample (Python and Arrow on one core; DuckDB takes the other meanwhile)."""
+    target = config.data.target
+    rows_hint = int(relation.aggregate("count(*)").fetchall()[0][0])  # Parquet: from its footer
+    scanned = scan_profile(
+        con, relation, target=target or None, seed=config.project.seed, rows_hint=rows_hint
     )
-    numbers = [n for n, c in profile["columns"].items() if c.get("sample_numbers")]
     overridden = [n for n, t in config.data.types.items() if t == "numeric"]
-    scan = audit.scan_table(relation, {*numbers, *overridden})
+    numbers = {*sample_numbers(scanned), *overridden}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scanning = pool.submit(audit.scan_table, relation, numbers)
+        profile = summarise(
+            scanned,
+            target or None,
+            "binary" if task == "anomaly" else (None if task == "clustering" else task),
+        )
+        scan = scanning.result()
     checks.check_numeric_overrides(config.data.types, profile, scan)
     types = coltypes.infer_types(profile, scan, config.data.types)
-    target = config.data.target
     if (
         target
         and task != "regression"

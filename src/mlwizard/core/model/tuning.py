@@ -214,7 +214,9 @@ class _Replay:
     def consume(self, done: dict[Position, _Fold]) -> bool:
         """Take the outcomes that arrived, in order; True once the search is over."""
         while not self.over:
-            if len(self.trials) == len(self.configs) or not self.folds:
+            if not self.folds:  # nothing to score: every configuration tried on no fold
+                self.trials = [Trial(params) for params in self.configs]
+            if len(self.trials) == len(self.configs):
                 self.over = True
                 break
             if self.current is None:

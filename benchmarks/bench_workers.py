@@ -3,7 +3,7 @@ local pool and on a Dask cluster (a scheduler and 1 or 2 `dask worker --nthreads
 127.0.0.1, started by this script).
 
     python benchmarks/bench_workers.py [--dataset credit] [--repeats 3] [--candidates ...]
-        [--engines local,dask]
+        [--engines local,dask] [--code main=/path/to/tree --code branch=/path/to/tree]
 
 One project is prepared (discovery and data phases); every repetition copies it afresh, so the
 model phase starts with no run cache, sets `[model] workers` and runs `mlwizard run --phase model`
@@ -17,6 +17,10 @@ first candidate run's start to the last one's end, read from the experiment stor
 jobs alone (without the ensemble the parent builds after the pool). One worker gets every core's
 threads; two get half each (`workers.plan`), and the last jobs running take the cores idle
 workers leave (the pool's elastic tail).
+
+`--code LABEL=TREE` (repeatable): run the model phase with the mlwizard of each source tree (a
+folder with `src/` and `templates/`, e.g. `git archive main src templates`), alternating trees
+within each repetition, so that two commits are compared side by side in one run.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -66,13 +71,19 @@ def sweep_seconds(project: Path, workers_only: bool = False) -> float:
 
 
 def one_run(
-    prepared: Path, into: Path, workers: int, engine: str = "local", address: str = ""
+    prepared: Path,
+    into: Path,
+    workers: int,
+    engine: str = "local",
+    address: str = "",
+    tree: Path | None = None,
 ) -> dict[str, Any]:
     project = fresh_copy(prepared, into)
     set_model_config(project, workers=workers)
     executor = ["--executor", f"dask://{address[len('tcp://') :]}"] if engine == "dask" else []
+    env = {"PYTHONPATH": str(tree / "src")} if tree is not None else None
     report, wall = mlwizard(
-        "run", "--phase", "model", "-p", project, "--json", *executor, ok=(0, 1)
+        "run", "--phase", "model", "-p", project, "--json", *executor, ok=(0, 1), env=env
     )
     metrics = report["phases"]["model"]["metrics"]
     candidates = metrics["candidates"]
@@ -92,10 +103,17 @@ def one_run(
 
 def summary(results: dict[str, Any]) -> str:
     engines = sorted({r.get("engine", "local") for r in results["runs"]}, key=ENGINES.index)
+    codes = list(dict.fromkeys(r.get("code", "") for r in results["runs"]))
     parts = []
     for engine in engines:
-        runs = [r for r in results["runs"] if r.get("engine", "local") == engine]
-        parts.append(f"### {engine}\n\n" + _summary({**results, "runs": runs}, engine, results))
+        for code in codes:
+            runs = [
+                r
+                for r in results["runs"]
+                if r.get("engine", "local") == engine and r.get("code", "") == code
+            ]
+            label = f"{engine}, {code}" if code else engine
+            parts.append(f"### {label}\n\n" + _summary({**results, "runs": runs}, label, results))
     return "\n\n".join(parts)
 
 
@@ -161,6 +179,12 @@ def main() -> None:
         "--candidates", default="", help="mlwizard [model] candidates (default: the project's)"
     )
     parser.add_argument("--engines", default="local", help="local, dask, or local,dask")
+    parser.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        help="LABEL=TREE: also run the model phase with the mlwizard of source tree TREE",
+    )
     parser.add_argument("--out", type=Path, help="write the raw results as JSON here")
     parser.add_argument("--report", type=Path, help="only print the summary of saved results")
     args = parser.parse_args()
@@ -169,12 +193,19 @@ def main() -> None:
         return
     dataset = DATASETS[args.dataset]
     frame = load(dataset)
+    trees: dict[str, Path | None] = {"": None}
+    if args.code:
+        trees = {}
+        for item in args.code:
+            label, _, path = item.partition("=")
+            trees[label] = Path(path).resolve()
 
     results: dict[str, Any] = {
         "machine": machine(),
         "dataset": args.dataset,
         "data": describe(dataset, frame),
         "budget_s": args.budget,
+        "code": {label: str(tree) for label, tree in trees.items() if tree is not None},
         "runs": [],
     }
     with tempfile.TemporaryDirectory(prefix="mlwizard-workers-") as tmp:
@@ -201,13 +232,18 @@ def main() -> None:
                     clusters[w] = stack.enter_context(running_dask(folder, w)).address
             for repeat in range(args.repeats):
                 order = WORKERS if repeat % 2 == 0 else tuple(reversed(WORKERS))
+                labels = list(trees) if repeat % 2 == 0 else list(reversed(trees))
                 for engine in engines:
-                    for workers in order:
-                        into = Path(tmp) / f"{engine}-w{workers}-r{repeat}"
-                        run = one_run(prepared, into, workers, engine, clusters.get(workers, ""))
-                        run["repeat"] = repeat
-                        results["runs"].append(run)
-                        print(f"repeat {repeat}: {run}", file=sys.stderr)
+                    for label in labels:
+                        for workers in order:
+                            into = Path(tmp) / f"{engine}-{label}-w{workers}-r{repeat}"
+                            address = clusters.get(workers, "")
+                            tree = trees[label]
+                            run = one_run(prepared, into, workers, engine, address, tree)
+                            run["repeat"], run["code"] = repeat, label
+                            run["load_average"] = list(os.getloadavg())
+                            results["runs"].append(run)
+                            print(f"repeat {repeat}: {run}", file=sys.stderr)
     results["machine"]["load_average_end"] = machine()["load_average"]
     same_work = {tuple(sorted(r["trials"].items())) for r in results["runs"]}  # all engines
     results["same_work"] = len(same_work) == 1 and all(r["all_complete"] for r in results["runs"])

@@ -46,6 +46,10 @@ EXPORT_FIXED_S = 0.3
 EXPORT_FACTOR = {"random_forest": 1.0, "extra_trees": 3.5}
 EXPORT_FACTOR_DEFAULT = 0.5
 REFIT_MARGIN = 1.2
+# Families whose fits release the GIL and gain little from more threads per fit on the tables
+# the sweep measured (CatBoost on ~4k rows; the forests fit with n_jobs=1): in the pool's elastic
+# tail they take the idle cores as fold fits side by side instead (`tuning.search`'s lanes).
+SIDE_BY_SIDE = frozenset({"catboost", "random_forest", "extra_trees"})
 
 
 @dataclass(frozen=True)
@@ -110,10 +114,20 @@ def read_inputs(job: TrainJob, schema: Schema) -> Inputs:
         return cached.copy()
 
 
-def _threads(share: int) -> int:
-    """Threads for the next fit: the job's share, or more in the pool's elastic tail; the
-    OpenMP/BLAS limit of a pool worker follows."""
-    threads = workers.threads_now(share)
+def lanes(candidate: str, share: int) -> int:
+    """How many of the search's fold fits may run side by side now: one, or in the pool's
+    elastic tail as many as the job's share fits into the cores it may use, for the families
+    whose fits release the GIL (`SIDE_BY_SIDE`)."""
+    if candidate not in SIDE_BY_SIDE:
+        return 1
+    return max(1, workers.threads_now(share) // max(1, share))
+
+
+def _threads(candidate: str, share: int) -> int:
+    """Threads for the next fit: the job's share, or more in the pool's elastic tail (unless
+    the fits run side by side, each on the share); the OpenMP/BLAS limit of a pool worker
+    follows."""
+    threads = share if lanes(candidate, share) > 1 else workers.threads_now(share)
     if workers.in_pool() and _APPLIED[-1:] != [threads]:
         threadpool_limits(limits=threads)
         _APPLIED[:] = [threads]
@@ -135,7 +149,7 @@ def train_candidate(job: TrainJob) -> RunResult:
     def build(params: dict[str, Any], final: bool = False) -> Any:
         # The saved model keeps the job's share (CatBoost stores its thread count and cannot
         # change it once fitted): only the search's fold fits take the elastic tail's threads.
-        threads = _threads(job.threads)
+        threads = _threads(job.candidate, job.threads)
         count = job.threads if final else threads
         return candidates.build(job.candidate, schema, job.seed, params, count, rows=len(x_train))
 
@@ -235,6 +249,7 @@ def _tune_and_refit(
         build=build,
         deadline=deadline,
         keep_free=keep_free,
+        lanes=lambda: lanes(job.candidate, job.threads),
     )
     result.search = {
         "planned": found.planned,

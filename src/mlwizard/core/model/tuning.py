@@ -6,12 +6,20 @@ configuration's mean on the same folds by more than the best one's spread across
 configuration is started only if the time its folds took so far fits before the deadline, so
 the search ends on time with the best completed configuration. Given the same data, seed and
 configurations the search is deterministic; one cut short by the deadline is marked incomplete.
+
+Fold fits may run side by side (`lanes`, the pool's elastic tail: a job left running alone takes
+the idle worker's core as a second fit rather than a second thread per fit, which a small
+CatBoost or a forest cannot use). The fits run in order, a few ahead, and their results are
+taken in order, exactly as one after the other: the pruning and the best configuration depend
+on the folds' scores only, so the trials are the same with any number of lanes. A fold fitted
+ahead for a configuration that is then pruned is thrown away.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +76,21 @@ class SearchResult:
     best_fold: int | None = None  # which fold `best_fold_model` was fitted on
 
 
+Position = tuple[int, int]  # (configuration, fold)
+
+
+@dataclass
+class _Fold:
+    """One fold fit's outcome."""
+
+    score: float | None
+    rounds: int | None
+    seconds: float
+    truncated: bool
+    pipeline: Pipeline
+    rows: int
+
+
 def search(
     name: str,
     configs: list[Params],
@@ -83,75 +106,189 @@ def search(
     build: Callable[[Params], Pipeline],
     deadline: float,
     keep_free: Callable[[float], float] = lambda per_fold: 0.0,
+    lanes: Callable[[], int] = lambda: 1,
 ) -> SearchResult:
     """Score `configs` in order on `cv`'s folds until done or time runs out.
 
     Work stops `keep_free(seconds per fold)` before `deadline` (time.monotonic()): the time the
-    refit and export after the search are expected to take.
+    refit and export after the search are expected to take. `lanes()`: how many fold fits may
+    run at once now (asked before each start; one runs in this thread).
     """
     family = FAMILIES[name]
-    trials: list[Trial] = []
-    best: Trial | None = None
-    best_model: Pipeline | None = None
-    best_fold: int | None = None
-    stopped = ""
-    folds = len(cv.folds)
-    for params in configs:
-        trial = Trial(params)
-        # Start a configuration only if its folds, timed on earlier ones, fit before the deadline.
-        per_fold = _fold_estimate(trials)
+    replay = _Replay(configs, len(cv.folds), direction)
+    timings: dict[int, list[float]] = {}  # seconds per fold fit, by configuration
+
+    def fit_fold(at: Position, stop_at: float) -> _Fold:
+        fit_rows, score_rows = cv.folds[at[1]]
+        started = time.perf_counter()
+        pipeline = clone(build(configs[at[0]]))
+        info = fitting.fit(
+            pipeline, family, x.iloc[fit_rows], y[fit_rows], seed=seed, deadline=stop_at
+        )
+        prediction = fitting.predict(pipeline, x.iloc[score_rows], n_classes)
+        score = evaluate(schema_task, y[score_rows], prediction, n_classes).get(metric)
+        seconds = time.perf_counter() - started
+        timings.setdefault(at[0], []).append(seconds)
+        return _Fold(score, info.rounds, seconds, info.truncated, pipeline, len(fit_rows))
+
+    def out_of_time(at: Position) -> float | None:
+        """The deadline the fold at `at` fits by, or None when it would not fit (as one after
+        the other: a configuration starts only if all its folds fit, a fold if one fold fits)."""
+        per_fold = max((float(np.mean(s)) for s in timings.values()), default=0.0)
         stop_at = deadline - keep_free(per_fold)
-        if trials and time.monotonic() + per_fold * folds > stop_at:
-            stopped = f"time ran out after {len(trials)} of {len(configs)} configurations"
-            break
-        fold_model: Pipeline | None = None  # the one fitted on the most rows (time folds grow)
-        fold_rows = 0
-        fold_index: int | None = None
-        for index, (fit_rows, score_rows) in enumerate(cv.folds):
-            if index and time.monotonic() + per_fold > stop_at:
-                stopped = f"time ran out during configuration {len(trials) + 1}"
+        need = per_fold * (replay.folds if at[1] == 0 else 1)
+        if (at[0] or at[1]) and time.monotonic() + need > stop_at:
+            return None
+        return stop_at
+
+    done: dict[Position, _Fold] = {}
+    pending: dict[Future[_Fold], Position] = {}
+    upcoming: Position | None = (0, 0) if configs and replay.folds else None
+    pool: ThreadPoolExecutor | None = None
+    try:
+        while not replay.consume(done):
+            while upcoming is not None and len(pending) < max(1, lanes()):
+                upcoming = replay.skip_decided(upcoming)
+                if upcoming is None:
+                    break
+                stop_at = out_of_time(upcoming)
+                if stop_at is None:
+                    replay.halt = upcoming
+                    upcoming = None
+                    break
+                if not pending and lanes() <= 1:  # one at a time: in this thread, as before
+                    done[upcoming] = fit_fold(upcoming, stop_at)
+                else:
+                    pool = pool or ThreadPoolExecutor(max_workers=4, thread_name_prefix="fold")
+                    pending[pool.submit(fit_fold, upcoming, stop_at)] = upcoming
+                upcoming = replay.after(upcoming)
+                if not pending:
+                    break  # take the inline result before starting the next
+            if replay.consume(done):
                 break
-            started = time.perf_counter()
-            pipeline = clone(build(params))
-            info = fitting.fit(
-                pipeline,
-                family,
-                x.iloc[fit_rows],
-                y[fit_rows],
-                seed=seed,
-                deadline=stop_at,
+            if not pending:
+                if upcoming is None:  # nothing runs and nothing can start: stop where it is
+                    replay.halt = replay.position()
+                continue
+            finished, _ = wait(set(pending), return_when=FIRST_COMPLETED)
+            for future in finished:
+                done[pending.pop(future)] = future.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return replay.result()
+
+
+class _Replay:
+    """The search's decisions, taken fold by fold in order from the fits' outcomes."""
+
+    def __init__(self, configs: list[Params], folds: int, direction: Direction) -> None:
+        self.configs, self.folds, self.direction = configs, folds, direction
+        self.trials: list[Trial] = []
+        self.current: Trial | None = None
+        self.fold_model: Pipeline | None = None  # the current trial's, fitted on the most rows
+        self.fold_rows = 0
+        self.fold_index: int | None = None
+        self.best: Trial | None = None
+        self.best_model: Pipeline | None = None
+        self.best_fold: int | None = None
+        self.stopped = ""
+        self.over = False
+        self.halt: Position | None = None  # the first position not started: time ran out
+
+    def position(self) -> Position:
+        return (len(self.trials), len(self.current.scores) if self.current else 0)
+
+    def after(self, at: Position) -> Position | None:
+        nxt = (at[0], at[1] + 1) if at[1] + 1 < self.folds else (at[0] + 1, 0)
+        return nxt if nxt[0] < len(self.configs) else None
+
+    def skip_decided(self, at: Position) -> Position | None:
+        """`at`, or the next configuration's first fold if `at`'s configuration is decided."""
+        while at[0] < len(self.trials):
+            if at[0] + 1 >= len(self.configs):
+                return None
+            at = (at[0] + 1, 0)
+        return at
+
+    def consume(self, done: dict[Position, _Fold]) -> bool:
+        """Take the outcomes that arrived, in order; True once the search is over."""
+        while not self.over:
+            if not self.folds:  # nothing to score: every configuration tried on no fold
+                self.trials = [Trial(params) for params in self.configs]
+            if len(self.trials) == len(self.configs):
+                self.over = True
+                break
+            if self.current is None:
+                self.current = Trial(self.configs[len(self.trials)])
+                self.fold_model, self.fold_rows, self.fold_index = None, 0, None
+            at = self.position()
+            if self.halt is not None and at >= self.halt:
+                self._out_of_time(at)
+                break
+            if at not in done:
+                break
+            self._take(done.pop(at), at[1])
+        for stale in [p for p in done if p[0] < len(self.trials)]:
+            del done[stale]  # folds fitted ahead for a configuration already decided
+        return self.over
+
+    def _take(self, fold: _Fold, index: int) -> None:
+        trial = self.current
+        assert trial is not None
+        trial.scores.append(fold.score)
+        trial.rounds.append(fold.rounds)
+        trial.fold_s.append(fold.seconds)
+        trial.truncated = trial.truncated or fold.truncated
+        if fold.rows > self.fold_rows:
+            self.fold_model, self.fold_rows, self.fold_index = fold.pipeline, fold.rows, index
+        best = self.best
+        if best is not None and _behind(trial, best, self.direction, self.folds):
+            trial.pruned = True
+        if trial.pruned or len(trial.scores) == self.folds:
+            self.trials.append(trial)
+            self.current = None
+            if trial.truncated:
+                self.stopped = "boosting stopped by the deadline"
+                self._keep_if_none(trial)
+                self.over = True
+            elif not trial.pruned and (
+                best is None or is_better(trial.mean, best.mean, self.direction)
+            ):
+                self._keep(trial)
+
+    def _out_of_time(self, at: Position) -> None:
+        if at[1] == 0:
+            self.stopped = (
+                f"time ran out after {len(self.trials)} of {len(self.configs)} configurations"
             )
-            prediction = fitting.predict(pipeline, x.iloc[score_rows], n_classes)
-            score = evaluate(schema_task, y[score_rows], prediction, n_classes).get(metric)
-            trial.scores.append(score)
-            trial.rounds.append(info.rounds)
-            trial.fold_s.append(time.perf_counter() - started)
-            trial.truncated = trial.truncated or info.truncated
-            per_fold = _fold_estimate([*trials, trial])
-            stop_at = deadline - keep_free(per_fold)
-            if len(fit_rows) > fold_rows:
-                fold_model, fold_rows, fold_index = pipeline, len(fit_rows), index
-            if best is not None and _behind(trial, best, direction, folds):
-                trial.pruned = True
-                break
-        trials.append(trial)
-        if trial.truncated and not stopped:
-            stopped = "boosting stopped by the deadline"
-        if stopped:
+        else:
+            assert self.current is not None
+            self.stopped = f"time ran out during configuration {len(self.trials) + 1}"
+            self.trials.append(self.current)
             # Cut short: a partly scored configuration still beats having none.
-            if best is None and trial.mean is not None:
-                best, best_model, best_fold = trial, fold_model, fold_index
-            break
-        if not trial.pruned and (best is None or is_better(trial.mean, best.mean, direction)):
-            best, best_model, best_fold = trial, fold_model, fold_index
-    complete = not stopped and len(trials) == len(configs)
-    return SearchResult(trials, len(configs), best, best_model, complete, stopped, best_fold)
+            self._keep_if_none(self.current)
+        self.current = None
+        self.over = True
 
+    def _keep_if_none(self, trial: Trial) -> None:
+        if self.best is None and trial.mean is not None:
+            self._keep(trial)
 
-def _fold_estimate(trials: list[Trial]) -> float:
-    """Seconds one fold fit is expected to take: the slowest configuration's mean so far."""
-    means = [float(np.mean(t.fold_s)) for t in trials if t.fold_s]
-    return max(means) if means else 0.0
+    def _keep(self, trial: Trial) -> None:
+        self.best, self.best_model, self.best_fold = trial, self.fold_model, self.fold_index
+
+    def result(self) -> SearchResult:
+        complete = not self.stopped and len(self.trials) == len(self.configs)
+        return SearchResult(
+            self.trials,
+            len(self.configs),
+            self.best,
+            self.best_model,
+            complete,
+            self.stopped,
+            self.best_fold,
+        )
 
 
 def _behind(trial: Trial, best: Trial, direction: Direction, folds: int) -> bool:

@@ -12,6 +12,9 @@ finishing its job as an orphan.
 The tail is elastic: once nothing is queued, the jobs still running may use the cores the idle
 workers leave (`threads_now`, read by a job before each fit from a value the parent shares with
 its workers). Without it the sweep ended with one job fitting on one thread beside an idle core.
+The families whose fits release the GIL (CatBoost, the forests) take those cores as fold fits
+side by side rather than as more threads per fit (`training.lanes`): CatBoost on a 4k-row table
+ran its folds 1.04x faster on 2 threads than on 1, and 1.5x faster as 2 fits at once.
 
 This module imports only the standard library at the top: a spawn worker unpickles
 `limit_threads` before anything else, so the environment limits are set before numpy or

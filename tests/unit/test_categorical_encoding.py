@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from helpers.frames import EFFECT_CLASSES, category_effect_frame
 from helpers.model import real_project, wide_frame
 from mlwizard.cli.app import app
 from mlwizard.core import runner
@@ -23,26 +24,12 @@ from mlwizard.core.export.parity import check_export
 from mlwizard.core.model import candidates, cardinality, fitting
 from mlwizard.core.model.session import TRIALS_ENV
 
-CLASSES = {"binary": ["no", "yes"], "multiclass": ["hi", "lo", "mid"]}
 TARGET = {candidates.ENCODING_PARAM: "target"}
 
 
 def _table(rows: int, seed: int, task: str) -> pd.DataFrame:
     """Two low-cardinality categoricals (3 and 20 values) whose codes carry no order."""
-    rng = np.random.default_rng(seed)
-    area = rng.integers(0, 20, rows)
-    effect = np.random.default_rng(99).normal(size=20)[area]
-    a = rng.normal(size=rows)
-    shop = rng.choice(["a", "b", "c"], rows).astype(object)
-    score = 1.5 * effect + 0.5 * a + (shop == "a") + rng.normal(0, 0.3, rows)
-    if task == "binary":
-        target: Any = np.where(score > 0.3, "yes", "no")
-    elif task == "multiclass":
-        target = np.array(["lo", "mid", "hi"])[np.digitize(score, [-0.3, 0.9])]
-    else:
-        target = 100 * score
-    names = np.array([f"area {c}" for c in area], dtype=object)
-    return pd.DataFrame({"a": a, "shop": shop, "area": names, "t": target})
+    return category_effect_frame(rows, seed, task, "area", 20)
 
 
 def _schema(task: str) -> Schema:
@@ -51,7 +38,7 @@ def _schema(task: str) -> Schema:
         Feature("shop", "categorical", "f001_shop"),
         Feature("area", "categorical", "f002_area"),
     ]
-    return Schema("t", task, features, CLASSES.get(task))  # type: ignore[arg-type]
+    return Schema("t", task, features, EFFECT_CLASSES.get(task))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -159,16 +159,20 @@ def test_the_service_takes_raw_dates_and_text(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.parametrize("name", ["linear", "hist_gradient_boosting", "catboost"])
-def test_a_skewed_target_is_fitted_on_a_log_scale_and_inverted_in_the_graph(name: str) -> None:
-    rng = np.random.default_rng(3)
-    rows = 600
+def _skewed_prices(rows: int, seed: int) -> tuple[Schema, pd.DataFrame, np.ndarray]:
+    """A right-skewed price (log-normal) driven by a numeric and a 3-value categorical."""
+    rng = np.random.default_rng(seed)
     a, shop = rng.normal(size=rows), rng.choice(["x", "y", "z"], rows).astype(object)
     price = np.exp(3 + 1.2 * a + (shop == "x") + rng.normal(0, 0.3, rows))
     table = pd.DataFrame({"a": a, "shop": shop, "price": price})
     features = [Feature("a", "numeric", "f000_a"), Feature("shop", "categorical", "f001_shop")]
     schema = Schema("price", "regression", features)
-    x, y = feature_frame(table, schema), target_vector(table, schema)
+    return schema, feature_frame(table, schema), target_vector(table, schema)
+
+
+@pytest.mark.parametrize("name", ["linear", "hist_gradient_boosting", "catboost"])
+def test_a_skewed_target_is_fitted_on_a_log_scale_and_inverted_in_the_graph(name: str) -> None:
+    schema, x, y = _skewed_prices(600, 3)
     assert candidates.skewed(y) and not candidates.skewed(np.log(y))
     configs = candidates.sample_params(name, "regression", 0, 4, skewed=True)
     assert configs[1] == {candidates.TARGET_PARAM: "log"}
@@ -217,14 +221,7 @@ def test_an_ensemble_with_a_log_scale_member_converts_with_parity() -> None:
     (skl2onnx had no converter for `SkewedTarget`), so such an ensemble was never kept."""
     from mlwizard.core.model import ensemble
 
-    rng = np.random.default_rng(4)
-    rows = 500
-    a, shop = rng.normal(size=rows), rng.choice(["x", "y", "z"], rows).astype(object)
-    price = np.exp(3 + 1.2 * a + (shop == "x") + rng.normal(0, 0.3, rows))
-    table = pd.DataFrame({"a": a, "shop": shop, "price": price})
-    features = [Feature("a", "numeric", "f000_a"), Feature("shop", "categorical", "f001_shop")]
-    schema = Schema("price", "regression", features)
-    x, y = feature_frame(table, schema), target_vector(table, schema)
+    schema, x, y = _skewed_prices(500, 4)
     fitted = []
     for name, params in (("catboost", {"iterations": 50}), ("linear", {})):
         pipeline = candidates.build(name, schema, 0, {**params, candidates.TARGET_PARAM: "log"})

@@ -12,6 +12,7 @@ import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
+from helpers.frames import EFFECT_CLASSES, category_effect_frame
 from mlwizard.core.contract.features import feature_frame, target_vector
 from mlwizard.core.contract.schema import Feature, Schema
 from mlwizard.core.export import target_encoding
@@ -20,27 +21,12 @@ from mlwizard.core.export.parity import check_export
 from mlwizard.core.model import candidates, cardinality, fitting
 
 CITIES = 300
-CLASSES = {"binary": ["no", "yes"], "multiclass": ["hi", "lo", "mid"]}
 
 
 def _table(rows: int, seed: int, task: str, unseen: bool = False) -> pd.DataFrame:
     """A city (300 values) carries most of the signal, through a fixed effect per city."""
-    rng = np.random.default_rng(seed)
-    city = rng.integers(0, CITIES, rows)
-    effect = np.random.default_rng(99).normal(size=CITIES)[city]
-    names = np.array([f"city {c}" for c in city], dtype=object)
-    if unseen:
-        names[rng.random(rows) < 0.1] = "a city never seen"
-    a = rng.normal(size=rows)
-    shop = rng.choice(["a", "b", "c"], rows).astype(object)
-    score = 1.5 * effect + 0.5 * a + (shop == "a") + rng.normal(0, 0.3, rows)
-    if task == "binary":
-        target: Any = np.where(score > 0.3, "yes", "no")
-    elif task == "multiclass":
-        target = np.array(["lo", "mid", "hi"])[np.digitize(score, [-0.3, 0.9])]
-    else:
-        target = 100 * score
-    return pd.DataFrame({"a": a, "shop": shop, "city": names, "t": target})
+    never_seen = "a city never seen" if unseen else None
+    return category_effect_frame(rows, seed, task, "city", CITIES, never_seen)
 
 
 def _schema(task: str) -> Schema:
@@ -49,7 +35,7 @@ def _schema(task: str) -> Schema:
         Feature("shop", "categorical", "f001_shop"),
         Feature("city", "categorical", "f002_city"),
     ]
-    return Schema("t", task, features, CLASSES.get(task))  # type: ignore[arg-type]
+    return Schema("t", task, features, EFFECT_CLASSES.get(task))  # type: ignore[arg-type]
 
 
 def _fitted(name: str, schema: Schema, table: pd.DataFrame) -> Any:

@@ -9,10 +9,10 @@ anything but the snapshot and the audit is written. The labelled rows are then r
 Arrow with each feature cast to its kind; a seeded sample of them feeds the one-feature leakage
 models, and the split is cut on them and written. Work that needs no connection runs beside
 DuckDB's or Arrow's, which release the GIL: the profile's column statistics on its sample beside
-the audit scan, its statistics of the columns together (for the reports only) beside the row
-read, the class counts and the split leakage (row hashes from the row read) beside the split
-writes. Cancelling interrupts the running DuckDB query. The shells are told which
-step is running (`STEPS`).
+the audit scan; the class counts, the split leakage (row hashes from the row read) and the
+profile's statistics of the columns together (for the reports only) beside the split writes.
+Cancelling interrupts the running DuckDB query. The shells are told which step is running
+(`STEPS`).
 """
 
 from __future__ import annotations
@@ -56,14 +56,11 @@ STEPS = ("read", "profile", "audit", "split", "report")
 
 def run(ctx: PhaseContext) -> PhaseResult:
     con = sources.connect()
-    with (
-        interrupt_on(con, ctx.cancel, f"phase {ctx.phase} cancelled"),
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlwizard-data") as side,
-    ):
-        return _run(ctx, con, side)
+    with interrupt_on(con, ctx.cancel, f"phase {ctx.phase} cancelled"):
+        return _run(ctx, con)
 
 
-def _run(ctx: PhaseContext, con: DuckDBPyConnection, side: ThreadPoolExecutor) -> PhaseResult:
+def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     config = ctx.config
     target = config.data.target
     task = ctx.upstream["discovery"].metrics["task"]
@@ -89,7 +86,6 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection, side: ThreadPoolExecutor) -
     profile, types, findings, relations = _audit_source(con, relation, config, task, split_column)
     _stop_on_errors(ctx, findings, types, {})
     ctx.check_cancelled()
-    relating = side.submit(relations)  # for the reports: drawn while DuckDB reads the rows
 
     steps.begin("audit")
     kinds, excluded = features.candidates(config, duckdb_types, types, findings, split_column)
@@ -144,7 +140,8 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection, side: ThreadPoolExecutor) -
     split_report: dict[str, Any] = {}
     # streamed: no part is copied out of the table; the parts are written on two threads (Arrow
     # encodes without the GIL), train on one, valid and test on the other, while this thread
-    # counts the classes and the rows repeated across the splits
+    # counts the classes and the rows repeated across the splits, and draws the rest of the
+    # profile
     keeps = [assignment == index for index in range(len(SPLITS))]
 
     def write_rest(rows_table: pa.Table) -> list[Path]:
@@ -164,6 +161,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection, side: ThreadPoolExecutor) -
         if leaks:  # the hash covered the excluded columns too
             hashes = audit.row_hashes(con, table, [*label_columns, *kinds])
         split_findings, repeated = audit.split_leakage(hashes, assignment)
+        profile.update(relations())  # for the reports; the writers are still at work
         outputs.update(zip(SPLITS, [train.result(), *rest.result()], strict=True))
     del table
     for name, count in repeated.items():
@@ -182,7 +180,6 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection, side: ThreadPoolExecutor) -
     )
     outputs["schema"] = schema.save(ctx.artifact("schema.json"))
     steps.begin("report")
-    profile.update(relating.result())
     findings_out = [f.to_dict() for f in findings]
     reports = write_reports(
         profile,

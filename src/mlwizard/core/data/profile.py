@@ -157,7 +157,7 @@ def summarise(scan: ProfileScan, target: str | None, task: str | None) -> dict[s
 def summarise_columns(scan: ProfileScan) -> tuple[dict[str, Any], dict[str, SampledColumn]]:
     """The profile without the statistics of the columns together: what the column types and
     the table rules read. With it, the sampled columns for `summarise_relations`, which the data
-    phase draws later, beside the row read (they are for the reports only)."""
+    phase draws later, beside the split writes (they are for the reports only)."""
     columns, sample, rows = scan.columns, scan.sample, scan.rows
     complete = sample.num_rows == rows
     scale = rows / sample.num_rows if sample.num_rows else 0.0

@@ -8,15 +8,18 @@ audit scan come the column types and the table rules; error findings stop the ph
 anything but the snapshot and the audit is written. The labelled rows are then read once into
 Arrow with each feature cast to its kind; a seeded sample of them feeds the one-feature leakage
 models, and the split is cut on them and written. Work that needs no connection runs beside
-DuckDB's or Arrow's, which release the GIL: the profile's statistics on its sample beside the
-audit scan, the class counts and the split leakage (row hashes from the row read) beside the
-split writes. Cancelling interrupts the running DuckDB query. The shells are told which
-step is running (`STEPS`).
+DuckDB's or Arrow's, which release the GIL: the profile's column statistics on its sample beside
+the audit scan; the class counts, the split leakage (row hashes from the row read) and the
+profile's statistics of the columns together (for the reports only) beside the split writes.
+Cancelling interrupts the running DuckDB query. The shells are told which step is running
+(`STEPS`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +30,12 @@ from mlwizard.core.contract.schema import Feature, FeatureKind, Schema, input_na
 from mlwizard.core.data import audit, checks, coltypes, derived, features, rows
 from mlwizard.core.data.audit import Finding, TableFacts
 from mlwizard.core.data.lineage import data_version, record_version
-from mlwizard.core.data.profile import sample_numbers, scan_profile, summarise
+from mlwizard.core.data.profile import (
+    sample_numbers,
+    scan_profile,
+    summarise_columns,
+    summarise_relations,
+)
 from mlwizard.core.data.report import write_reports
 from mlwizard.core.data.splits import SPLITS, check_fractions
 from mlwizard.core.ingest import sources
@@ -75,7 +83,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     duckdb_types = sources.column_types(relation)
     split_column = checks.check_config(config, duckdb_types, path)
     steps.begin("profile")
-    profile, types, findings = _audit_source(con, relation, config, task, split_column)
+    profile, types, findings, relations = _audit_source(con, relation, config, task, split_column)
     _stop_on_errors(ctx, findings, types, {})
     ctx.check_cancelled()
 
@@ -132,7 +140,8 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
     split_report: dict[str, Any] = {}
     # streamed: no part is copied out of the table; the parts are written on two threads (Arrow
     # encodes without the GIL), train on one, valid and test on the other, while this thread
-    # counts the classes and the rows repeated across the splits
+    # counts the classes and the rows repeated across the splits, and draws the rest of the
+    # profile
     keeps = [assignment == index for index in range(len(SPLITS))]
 
     def write_rest(rows_table: pa.Table) -> list[Path]:
@@ -152,6 +161,7 @@ def _run(ctx: PhaseContext, con: DuckDBPyConnection) -> PhaseResult:
         if leaks:  # the hash covered the excluded columns too
             hashes = audit.row_hashes(con, table, [*label_columns, *kinds])
         split_findings, repeated = audit.split_leakage(hashes, assignment)
+        profile.update(relations())  # for the reports; the writers are still at work
         outputs.update(zip(SPLITS, [train.result(), *rest.result()], strict=True))
     del table
     for name, count in repeated.items():
@@ -226,11 +236,13 @@ def _audit_source(
     config: Config,
     task: str,
     split_column: str,
-) -> tuple[dict[str, Any], dict[str, ColumnType], list[Finding]]:
-    """Profile and audit scan (two aggregates), column types, and the table rules' findings.
+) -> tuple[dict[str, Any], dict[str, ColumnType], list[Finding], Callable[[], dict[str, Any]]]:
+    """Profile and audit scan (two aggregates), column types, and the table rules' findings;
+    and what draws the rest of the profile (its statistics of the columns together, which only
+    the reports read), for the caller to run when it likes.
 
-    The audit scan runs on a second thread while the profile's statistics are drawn from its
-    sample (Python and Arrow on one core; DuckDB takes the other meanwhile)."""
+    The audit scan runs on a second thread while the profile's column statistics are drawn
+    from its sample (Python and Arrow on one core; DuckDB takes the other meanwhile)."""
     target = config.data.target
     rows_hint = int(relation.aggregate("count(*)").fetchall()[0][0])  # Parquet: from its footer
     scanned = scan_profile(
@@ -240,12 +252,10 @@ def _audit_source(
     numbers = {*sample_numbers(scanned), *overridden}
     with ThreadPoolExecutor(max_workers=1) as pool:
         scanning = pool.submit(audit.scan_table, relation, numbers)
-        profile = summarise(
-            scanned,
-            target or None,
-            "binary" if task == "anomaly" else (None if task == "clustering" else task),
-        )
+        profile, sampled = summarise_columns(scanned)
         scan = scanning.result()
+    profile_task = "binary" if task == "anomaly" else (None if task == "clustering" else task)
+    relations = partial(summarise_relations, scanned, sampled, target or None, profile_task)
     checks.check_numeric_overrides(config.data.types, profile, scan)
     types = coltypes.infer_types(profile, scan, config.data.types)
     if (
@@ -265,7 +275,8 @@ def _audit_source(
         time_column=split_column if config.split.strategy == "time" else "",
         split_strategy=config.split.strategy,
     )
-    return profile, types, features.mark_kept(audit.table_findings(facts), config.data.keep)
+    findings = features.mark_kept(audit.table_findings(facts), config.data.keep)
+    return profile, types, findings, relations
 
 
 def _audit_rows(

@@ -52,6 +52,8 @@ __all__ = [
     "sample_numbers",
     "scan_profile",
     "summarise",
+    "summarise_columns",
+    "summarise_relations",
 ]
 
 
@@ -147,6 +149,15 @@ def sample_numbers(scan: ProfileScan) -> list[str]:
 
 def summarise(scan: ProfileScan, target: str | None, task: str | None) -> dict[str, Any]:
     """The profile drawn from `scan`: exact statistics, and the sampled ones (Python only)."""
+    profile, sampled = summarise_columns(scan)
+    profile.update(summarise_relations(scan, sampled, target, task))
+    return profile
+
+
+def summarise_columns(scan: ProfileScan) -> tuple[dict[str, Any], dict[str, SampledColumn]]:
+    """The profile without the statistics of the columns together: what the column types and
+    the table rules read. With it, the sampled columns for `summarise_relations`, which the data
+    phase draws later, beside the split writes (they are for the reports only)."""
     columns, sample, rows = scan.columns, scan.sample, scan.rows
     complete = sample.num_rows == rows
     scale = rows / sample.num_rows if sample.num_rows else 0.0
@@ -155,7 +166,7 @@ def summarise(scan: ProfileScan, target: str | None, task: str | None) -> dict[s
         c.name: column_profile(c, scan.values, sampled[c.name], rows, scale, complete)
         for c in columns
     }
-    return {
+    profile = {
         "version": PROFILE_VERSION,
         "rows": rows,
         "columns": profile_columns,
@@ -168,6 +179,20 @@ def summarise(scan: ProfileScan, target: str | None, task: str | None) -> dict[s
             "seed": scan.seed,
             "statistics": list(SAMPLED_STATISTICS),
         },
+    }
+    return profile, sampled
+
+
+def summarise_relations(
+    scan: ProfileScan,
+    sampled: dict[str, SampledColumn],
+    target: str | None,
+    task: str | None,
+) -> dict[str, Any]:
+    """The profile's `correlations`, `target` and `missingness` (from `summarise_columns`)."""
+    columns = scan.columns
+    scale = scan.rows / scan.sample.num_rows if scan.sample.num_rows else 0.0
+    return {
         "correlations": correlations(columns, sampled, target),
         "target": target_profile(columns, sampled, target, task) if target else None,
         "missingness": missingness(columns, sampled, scale),

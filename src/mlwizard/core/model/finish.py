@@ -315,6 +315,7 @@ def _ensemble(
         metric=i.metric,
         direction=i.direction,
         out_dir=best.onnx_path.parent,
+        folds=choice.common_folds(deployable),
     )
     ctx.message(note)
     if combined is not None:

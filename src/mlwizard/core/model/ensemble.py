@@ -181,7 +181,8 @@ def attempt(
             "estimator": type(pipeline[-1]).__name__,
             "voting": how,
             "members": names,
-            "weights": None if weights is None else [round(w, 6) for w in weights],
+            # Exact, not rounded: `refit` and `reproduce` rebuild the ensemble from them.
+            "weights": None if weights is None else [float(w) for w in weights],
         },
         validation=validation,
         cv=cv,

@@ -16,10 +16,10 @@ weights are found on validation predictions and kept only if they beat equal wei
 cross-fitted on its two halves, and the ensemble must beat the best run's validation score.
 
 The ensemble is kept only if it wins and its export reproduces it; otherwise the best single
-run stays. It is tried only when the clock allows its
-export, estimated from what the members' own exports took; a member whose export would not fit
-in the time left is passed over for the next best run. After the choice, `refit` refits
-the members and rebuilds the ensemble with the same weights (`assemble`).
+run stays. It is tried only when the clock allows its export, estimated from what the members'
+own exports took; a member whose export would not fit in the time left is passed over for the
+next best run. After the choice, `refit` refits the members and rebuilds the ensemble with the
+same weights (`assemble`).
 """
 
 from __future__ import annotations
@@ -212,20 +212,18 @@ def from_folds(
     scored by a model that never saw it; the weights returned are chosen on all of them."""
     if folds is None or folds < 2 or len(chosen) < 2:
         return None
-    saved = [oof.load(r.oof) for r in chosen]
-    if any(s is None for s in saved):
+    saved = [s for s in (oof.load(r.oof) for r in chosen) if s is not None]
+    if len(saved) < len(chosen):
         return None
     first = saved[0]
-    assert first is not None
     rows = first.rows(folds)
     for other in saved:
-        assert other is not None
         if len(other.y) != len(first.y) or not np.array_equal(other.rows(folds), rows):
             return None  # fitted on other rows or folds: not comparable
     if len(rows) == 0 or len(np.unique(first.fold[rows])) < folds:
         return None
     y, fold = first.y[rows], first.fold[rows]
-    predictions = [s.prediction[rows] for s in saved if s is not None]
+    predictions = [s.prediction[rows] for s in saved]
     scores: list[float | None] = []
     for index in range(folds):
         fit, held = fold != index, fold == index

@@ -157,7 +157,7 @@ def refit(
     `tables`: the raw train, valid and test splits.
     """
     out = Refits(train_rows=len(tables["train"]))
-    members = _members(best, runs)
+    members = members_of(best, runs)
     if not members:
         out.notes.append("the chosen model's runs could not be found: not refitted")
         return out
@@ -206,10 +206,6 @@ def expected_seconds(members: list[RunResult], train_rows: int, *row_counts: int
 
 def members_of(best: RunResult, runs: list[RunResult]) -> list[RunResult]:
     """The runs a refit of `best` fits again: itself, or the ensemble's members."""
-    return _members(best, runs)
-
-
-def _members(best: RunResult, runs: list[RunResult]) -> list[RunResult]:
     if best.candidate != ensemble.NAME:
         return [best] if best.joblib else []
     names = best.params.get("members") or []

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -24,6 +25,7 @@ from mlwizard.core.model import (
     ensemble,
     fitting,
     metrics,
+    oof,
     runcache,
     threshold,
     tuning,
@@ -131,6 +133,40 @@ def test_search_is_seeded_prunes_and_stops_on_time() -> None:
     assert cut.best_fold_model is not None
 
 
+def test_the_best_configurations_out_of_fold_predictions_are_kept_and_saved(
+    tmp_path: Path,
+) -> None:
+    """Each fold's held-out rows get the prediction that scored that fold, saved by position."""
+    schema = make_schema("binary")
+    frame = table("binary", 300, np.random.default_rng(1), unseen=False)
+    y = target_vector(frame, schema)
+    folds = cv.plan(frame, y, task="binary", strategy="stratified", column="", seed=3)
+    found = _search(time.monotonic() + 600, [{}, {"C": 0.01}, {"C": 10.0}])
+    assert found.best is not None and len(found.best_predictions) == len(folds.folds)
+    for (_, held_out), prediction, score in zip(
+        folds.folds, found.best_predictions, found.best.scores, strict=True
+    ):
+        assert prediction.shape == (len(held_out), 2)
+        assert metrics.evaluate("binary", y[held_out], prediction, 2)["roc_auc"] == score
+
+    saved = oof.load(oof.save(tmp_path / "run.npz", folds.folds, found.best_predictions[:2], y))
+    assert saved is not None and np.array_equal(saved.y, y)
+    first_two = np.sort(np.concatenate([held for _, held in folds.folds[:2]]))
+    assert np.array_equal(saved.rows(2), first_two) and np.array_equal(saved.rows(5), first_two)
+    assert np.isnan(saved.prediction[saved.fold == oof.UNSCORED]).all()
+    assert np.allclose(saved.prediction[folds.folds[1][1]], found.best_predictions[1])
+    assert oof.load(None) is None and oof.load(tmp_path / "missing.npz") is None
+
+
+def test_catboost_configurations_with_a_default_class_weight_can_be_cloned() -> None:
+    """A balanced variant drawn as None (CatBoost's default) once failed every fold's clone."""
+    from sklearn.base import clone
+
+    schema = make_schema("binary")
+    pipeline = candidates.build("catboost", schema, 0, {"auto_class_weights": None, "depth": 4})
+    assert clone(pipeline)[-1].get_params()["depth"] == 4
+
+
 def test_catboost_stops_at_the_deadline_between_rounds() -> None:
     schema = make_schema("binary")
     frame = table("binary", 400, np.random.default_rng(1), unseen=False)
@@ -206,6 +242,14 @@ def test_ensemble_members_that_would_not_export_in_time_are_passed_over() -> Non
     assert ensemble.members(everyone, "maximize", seconds=0.0) == []
 
 
+def _fitted(name: str, schema: Any, x: pd.DataFrame, y: np.ndarray) -> Any:
+    """A small fitted pipeline of family `name` (forests of 30 trees)."""
+    params = {"n_estimators": 30} if name in candidates.FORESTS else {}
+    pipeline = candidates.build(name, schema, 0, params)
+    fitting.fit(pipeline, candidates.FAMILIES[name], x, y, seed=0, deadline=time.monotonic() + 60)
+    return pipeline
+
+
 def test_an_ensemble_that_beats_its_members_is_one_onnx_graph_with_parity(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     schema = make_schema("binary")
@@ -214,11 +258,7 @@ def test_an_ensemble_that_beats_its_members_is_one_onnx_graph_with_parity(tmp_pa
     x_valid, y_valid = feature_frame(valid, schema), target_vector(valid, schema)
     runs = []
     for name in ("hist_gradient_boosting", "catboost", "random_forest"):
-        params = {"n_estimators": 30} if name in candidates.FORESTS else {}
-        pipeline = candidates.build(name, schema, 0, params)
-        fitting.fit(
-            pipeline, candidates.FAMILIES[name], x, y, seed=0, deadline=time.monotonic() + 60
-        )
+        pipeline = _fitted(name, schema, x, y)
         score = metrics.evaluate("binary", y_valid, fitting.predict(pipeline, x_valid, 2), 2)
         path = tmp_path / f"{name}.joblib"
         joblib.dump(pipeline, path)
@@ -258,6 +298,103 @@ def test_an_ensemble_that_beats_its_members_is_one_onnx_graph_with_parity(tmp_pa
         )[0]
         is None
     )
+
+
+def test_an_ensemble_is_judged_out_of_fold_like_the_single_runs(tmp_path: Path) -> None:
+    """With out-of-fold predictions the ensemble gets fold scores (each fold blended with
+    weights chosen on the other folds) and is kept only if it beats the best run on the same
+    folds and validation, pooled. Here each member's out-of-fold predictions carry their own
+    noise, so their blend beats every one of them on every fold."""
+    from mlwizard.core.model import choice
+
+    rng = np.random.default_rng(7)
+    schema = make_schema("binary")
+    train, valid = table("binary", 400, rng, unseen=False), table("binary", 300, rng, unseen=True)
+    x, y = feature_frame(train, schema), target_vector(train, schema)
+    x_valid, y_valid = feature_frame(valid, schema), target_vector(valid, schema)
+    folds = cv.plan(train, y, task="binary", strategy="stratified", column="", seed=0)
+    runs = []
+    for name in ("hist_gradient_boosting", "random_forest", "linear"):
+        pipeline = _fitted(name, schema, x, y)
+        joblib.dump(pipeline, tmp_path / f"{name}.joblib")
+        positive = np.clip(0.5 + 0.2 * (2 * y - 1) + rng.normal(0, 0.3, len(y)), 0, 1)
+        held = [np.column_stack([1 - positive[rows], positive[rows]]) for _, rows in folds.folds]
+        scores = [
+            metrics.evaluate("binary", y[rows], p, 2)["roc_auc"]
+            for (_, rows), p in zip(folds.folds, held, strict=True)
+        ]
+        saved = oof.save(tmp_path / f"{name}.npz", folds.folds, held, y)
+        validation = metrics.evaluate("binary", y_valid, fitting.predict(pipeline, x_valid, 2), 2)
+        cv_record = {"kind": folds.kind, "folds": 5, "scores": scores}
+        runs.append(
+            RunResult(
+                name,
+                "done",
+                score=validation["roc_auc"],
+                cv=cv_record,
+                joblib=str(tmp_path / f"{name}.joblib"),
+                oof=str(saved),
+                key=name,
+            )
+        )
+    best = choice.best(runs, "maximize")
+    assert best is not None
+    crossed = ensemble.from_folds(runs, 5, "binary", 2, "roc_auc", "maximize")
+    assert crossed is not None
+    _, blended = crossed
+    for index, score in enumerate(blended):
+        assert score is not None and all(score > r.cv["scores"][index] for r in runs if r.cv)
+    args = (schema, x_valid, y_valid)
+    kw = {"metric": "roc_auc", "direction": "maximize", "out_dir": tmp_path, "folds": 5}
+    combined, note = ensemble.attempt(runs, best, *args, **kw)  # type: ignore[arg-type]
+    assert combined is not None and combined.cv is not None, note
+    assert combined.cv["scores"] == blended and "over 5 CV folds" in note
+    recorded = dataclasses.replace(combined, score=combined.validation["roc_auc"])  # as RunLog
+    assert (choice.rank_score(recorded, 5) or 0) > (choice.rank_score(best, 5) or 0)
+    assert combined.parity and combined.parity["ok"]
+
+    # A single run that no blend can beat on its folds and validation: the ensemble is not kept.
+    perfect = dataclasses.replace(best, score=1.0, cv={"scores": [1.0] * 5})
+    dropped, why = ensemble.attempt(runs, perfect, *args, **kw)  # type: ignore[arg-type]
+    assert dropped is None and "not better" in why
+    # A member without out-of-fold predictions: the ensemble is judged on validation alone.
+    older = [dataclasses.replace(r, oof=None) for r in runs]
+    assert ensemble.from_folds(older, 5, "binary", 2, "roc_auc", "maximize") is None
+
+
+def test_an_ensemble_whose_refit_would_not_fit_gives_way_to_a_run_whose_refit_does(
+    tmp_path: Path,
+) -> None:
+    """More rows beat the blend: a kept ensemble too slow to refit in the time left yields to
+    the best single run when that one's refit fits (and stays when neither or both fit)."""
+    from types import SimpleNamespace
+
+    from mlwizard.core.model import finish, refit
+    from mlwizard.core.model.budget import Budget
+
+    paths = {}
+    for name, rows in (("train", 600), ("valid", 200), ("test", 200)):
+        paths[name] = tmp_path / f"{name}.parquet"
+        pd.DataFrame({"a": np.arange(rows)}).to_parquet(paths[name])
+    fast = RunResult("linear", "done", joblib="l.joblib", fit_s=0.2, export_s=0.3)
+    slow = RunResult("extra_trees", "done", joblib="e.joblib", fit_s=0.5, export_s=6.0)
+    combined = RunResult(ensemble.NAME, "done", params={"members": ["extra_trees", "linear"]})
+    assert refit.members_of(combined, [fast, slow]) == [slow, fast]
+    floor = max(0.5, refit.EXPORT_DEFAULT_S)  # its fit and export, or the export's floor
+    assert refit.expected_seconds([fast], 600, 1000) == pytest.approx(
+        floor * refit.MARGIN * 1000 / 600
+    )
+    ctx = SimpleNamespace(config=SimpleNamespace(model=SimpleNamespace(refit_full=True)))
+
+    def why(seconds_left: float) -> str:
+        # the refits must end REFIT_AFTER_S before the budget's end
+        left = seconds_left + finish.REFIT_AFTER_S
+        inputs = SimpleNamespace(paths=paths, budget=Budget(left, time.monotonic()))
+        return finish._no_refit(ctx, inputs, combined, fast, [fast, slow])  # type: ignore[arg-type]
+
+    assert "alone, refitted on more rows" in why(5.0)  # the ensemble needs ~15 s, linear ~2 s
+    assert why(60.0) == ""  # both fit: the ensemble stays
+    assert why(0.1) == ""  # neither fits: the ensemble stays (its scores won)
 
 
 # -- thresholds, metrics, analysis -----------------------------------------------------------------

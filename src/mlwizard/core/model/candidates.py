@@ -311,6 +311,10 @@ def build(
     check_names([name])
     pipeline = FAMILIES[name].build(schema, seed, threads)
     params = dict(params or {})
+    if name == "catboost":
+        # CatBoost leaves parameters set to None out of `get_params`, so scikit-learn's `clone`
+        # of it fails (KeyError); None is its default anyway: leave them unset.
+        params = {key: value for key, value in params.items() if value is not None}
     target = params.pop(TARGET_PARAM, None)
     if params.pop(ENCODING_PARAM, None) == "target":
         cardinality.encode_all(pipeline)

@@ -66,6 +66,7 @@ class RunResult:
     parity: dict[str, Any] | None = None
     onnx: str | None = None
     joblib: str | None = None
+    oof: str | None = None  # out-of-fold predictions of the best configuration (`oof`)
     threads: int | None = None
     complete: bool = False  # the search ran all its configurations and the refit was not cut
     notes: list[str] = field(default_factory=list)

@@ -157,7 +157,7 @@ def refit(
     `tables`: the raw train, valid and test splits.
     """
     out = Refits(train_rows=len(tables["train"]))
-    members = _members(best, runs)
+    members = members_of(best, runs)
     if not members:
         out.notes.append("the chosen model's runs could not be found: not refitted")
         return out
@@ -165,11 +165,9 @@ def refit(
     tv = pd.concat([tables["train"], tables["valid"]], ignore_index=True)
     every = pd.concat([tv, tables["test"]], ignore_index=True) if refit_full else None
     out.threads = refit_threads(len(tv))  # one count for both refits, recorded once
-    cost = sum(float(r.fit_s or 0.0) + float(r.export_s or 0.0) for r in members)
-    cost = max(cost, EXPORT_DEFAULT_S) * MARGIN / max(1, train_rows)
 
     def fits(*row_counts: int) -> bool:
-        return time.monotonic() + cost * sum(row_counts) <= deadline
+        return time.monotonic() + expected_seconds(members, train_rows, *row_counts) <= deadline
 
     # Parity on every split's features (no labels) and the trees' edge rows, as the runs' own
     # exports were checked (`deploycheck`): the model deployed must hold where served.
@@ -199,7 +197,15 @@ def refit(
     return out
 
 
-def _members(best: RunResult, runs: list[RunResult]) -> list[RunResult]:
+def expected_seconds(members: list[RunResult], train_rows: int, *row_counts: int) -> float:
+    """What refitting `members` on tables of `row_counts` rows is expected to take: their own
+    fits and exports on the `train_rows` of the training split, scaled by rows, with a margin."""
+    cost = sum(float(r.fit_s or 0.0) + float(r.export_s or 0.0) for r in members)
+    return max(cost, EXPORT_DEFAULT_S) * MARGIN / max(1, train_rows) * sum(row_counts)
+
+
+def members_of(best: RunResult, runs: list[RunResult]) -> list[RunResult]:
+    """The runs a refit of `best` fits again: itself, or the ensemble's members."""
     if best.candidate != ensemble.NAME:
         return [best] if best.joblib else []
     names = best.params.get("members") or []

@@ -20,7 +20,7 @@ from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.model.jobs import RunResult
 
-SEARCH_VERSION = 2  # bump when training code changes what a run produces
+SEARCH_VERSION = 3  # bump when training code changes what a run produces
 KEY_PACKAGES = ("scikit-learn", "catboost", "numpy", "skl2onnx", "onnx", "onnxruntime")
 
 
@@ -29,12 +29,16 @@ class RunFiles:
     result: Path
     onnx: Path
     joblib: Path
+    oof: Path  # the best configuration's out-of-fold predictions (`oof`)
 
     @classmethod
     def of(cls, out_dir: Path, candidate: str, key: str) -> RunFiles:
         stem = out_dir / f"{candidate}-{key[:16]}"
         return cls(
-            stem.with_suffix(".json"), stem.with_suffix(".onnx"), stem.with_suffix(".joblib")
+            stem.with_suffix(".json"),
+            stem.with_suffix(".onnx"),
+            stem.with_suffix(".joblib"),
+            stem.with_suffix(".npz"),
         )
 
 
@@ -56,7 +60,7 @@ def _versions() -> dict[str, str | None]:
 def save(files: RunFiles, result: RunResult) -> None:
     """Write the result last: its presence marks the run finished. Paths stored by file name."""
     stored = result.to_dict()
-    for name in ("onnx", "joblib"):
+    for name in ("onnx", "joblib", "oof"):
         stored[name] = Path(stored[name]).name if stored.get(name) else None
     atomic.write_json(files.result, stored)
 
@@ -76,7 +80,7 @@ def load(files: RunFiles, budget_s: float) -> RunResult | None:
         return None
     if not result.complete and float(result.budget_s or 0) < budget_s:
         return None
-    for name in ("onnx", "joblib"):
+    for name in ("onnx", "joblib", "oof"):
         stored = getattr(result, name)
         if stored:
             path = files.result.parent / stored
@@ -92,6 +96,6 @@ def prune(out_dir: Path, keep: set[str]) -> None:
         return
     for path in out_dir.iterdir():
         temporary = path.name.startswith(".") and path.name.endswith(".tmp")
-        stale = path.suffix in {".json", ".onnx", ".joblib"} and path.stem not in keep
+        stale = path.suffix in {".json", ".onnx", ".joblib", ".npz"} and path.stem not in keep
         if temporary or stale:
             path.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ from mlwizard.core.export.onnx_export import ExportError, export_pipeline
 from mlwizard.core.export.parity import check_export
 from mlwizard.core.export.trees import align_thresholds
 from mlwizard.core.kernel import atomic
-from mlwizard.core.model import candidates, cv, fitting, runcache, tuning, workers
+from mlwizard.core.model import candidates, cv, fitting, oof, runcache, tuning, workers
 from mlwizard.core.model.jobs import RunResult, TrainJob
 from mlwizard.core.model.metrics import evaluate
 
@@ -263,6 +263,9 @@ def _tune_and_refit(
     best = found.best
     described.update(mean=best.mean, std=round(best.std, 6), scores=best.scores)
     result.search["best"] = best.to_dict()
+    if found.best_predictions:
+        files = runcache.RunFiles.of(job.out_dir, job.candidate, job.key)
+        result.oof = str(oof.save(files.oof, folds.folds, found.best_predictions, y))
     rounds = fitting.refit_rounds(best.rounds) if family.booster else None
     refit = refit_s(float(np.mean(best.fold_s)))
     late = time.monotonic() + refit + export_s(refit) > job.hard_deadline

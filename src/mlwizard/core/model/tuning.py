@@ -74,6 +74,9 @@ class SearchResult:
     complete: bool  # every planned configuration was scored or pruned, nothing cut short
     stopped: str = ""  # why the search stopped early, if it did
     best_fold: int | None = None  # which fold `best_fold_model` was fitted on
+    # The best configuration's predictions on each fold's held-out rows, in fold order (the
+    # folds it scored): what an ensemble is chosen and judged on (`oof`).
+    best_predictions: list[np.ndarray] = field(default_factory=list)
 
 
 Position = tuple[int, int]  # (configuration, fold)
@@ -89,6 +92,7 @@ class _Fold:
     truncated: bool
     pipeline: Pipeline
     rows: int
+    prediction: np.ndarray  # on the fold's held-out rows
 
 
 def search(
@@ -129,7 +133,9 @@ def search(
         score = evaluate(schema_task, y[score_rows], prediction, n_classes).get(metric)
         seconds = time.perf_counter() - started
         timings.setdefault(at[0], []).append(seconds)
-        return _Fold(score, info.rounds, seconds, info.truncated, pipeline, len(fit_rows))
+        return _Fold(
+            score, info.rounds, seconds, info.truncated, pipeline, len(fit_rows), prediction
+        )
 
     def out_of_time(at: Position) -> float | None:
         """The deadline the fold at `at` fits by, or None when it would not fit (as one after
@@ -189,7 +195,9 @@ class _Replay:
         self.fold_model: Pipeline | None = None  # the current trial's, fitted on the most rows
         self.fold_rows = 0
         self.fold_index: int | None = None
+        self.predictions: list[np.ndarray] = []  # the current trial's, fold by fold
         self.best: Trial | None = None
+        self.best_predictions: list[np.ndarray] = []
         self.best_model: Pipeline | None = None
         self.best_fold: int | None = None
         self.stopped = ""
@@ -222,6 +230,7 @@ class _Replay:
             if self.current is None:
                 self.current = Trial(self.configs[len(self.trials)])
                 self.fold_model, self.fold_rows, self.fold_index = None, 0, None
+                self.predictions = []
             at = self.position()
             if self.halt is not None and at >= self.halt:
                 self._out_of_time(at)
@@ -240,6 +249,7 @@ class _Replay:
         trial.rounds.append(fold.rounds)
         trial.fold_s.append(fold.seconds)
         trial.truncated = trial.truncated or fold.truncated
+        self.predictions.append(fold.prediction)
         if fold.rows > self.fold_rows:
             self.fold_model, self.fold_rows, self.fold_index = fold.pipeline, fold.rows, index
         best = self.best
@@ -277,6 +287,7 @@ class _Replay:
 
     def _keep(self, trial: Trial) -> None:
         self.best, self.best_model, self.best_fold = trial, self.fold_model, self.fold_index
+        self.best_predictions = self.predictions
 
     def result(self) -> SearchResult:
         complete = not self.stopped and len(self.trials) == len(self.configs)
@@ -288,6 +299,7 @@ class _Replay:
             complete,
             self.stopped,
             self.best_fold,
+            self.best_predictions,
         )
 
 

@@ -28,7 +28,7 @@ from mlwizard.core.model.jobs import RunResult, TrainJob
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 INPUTS = ("train", "valid", "schema")
-OUTPUTS = ("onnx", "joblib")
+OUTPUTS = ("onnx", "joblib", "oof")
 log = logging.getLogger("distributed.worker")  # lands in the worker's own log
 
 

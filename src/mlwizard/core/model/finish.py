@@ -11,6 +11,7 @@ importance alone uses the native pipeline, on validation rows.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -84,12 +85,19 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         )
         raise QualityGateError(nothing_deployable(i.ordered, i.budget))
     valid = pd.read_parquet(i.paths["valid"])
+    train_table = pd.read_parquet(i.paths["train"])  # for the refits; its rows judge the ensemble
     x_valid, y_valid = feature_frame(valid, schema), target_vector(valid, schema)
 
     combined, ensemble_report = _ensemble(ctx, i, deployable, best, x_valid, y_valid)
     if combined is not None:
         holds = deploycheck.holds_on_test(combined, schema, x_test)
-        why = _no_refit(ctx, i, combined, best, deployable) if holds else combined.reason
+        rows = {"train": len(train_table), "valid": len(valid), "test": len(test_table)}
+        refit_full = ctx.config.model.refit_full
+        why = (
+            _no_refit(combined, best, deployable, rows, refit_full, _refit_deadline(i))
+            if holds
+            else combined.reason
+        )
         if not holds or why:
             ctx.message(f"ensemble: not kept after all: {why}")
             i.ordered.append(combined)
@@ -135,7 +143,7 @@ def finish(ctx: PhaseContext, i: Inputs) -> PhaseResult:
         best,
         deployable,
         i.schema,
-        {"train": pd.read_parquet(i.paths["train"]), "valid": valid, "test": test_table},
+        {"train": train_table, "valid": valid, "test": test_table},
         deadline=_refit_deadline(i),
     )
     step(i, "evaluate")
@@ -333,28 +341,24 @@ def _refit_deadline(i: Inputs) -> float:
 
 
 def _no_refit(
-    ctx: PhaseContext, i: Inputs, combined: RunResult, best: RunResult, runs: list[RunResult]
+    combined: RunResult,
+    best: RunResult,
+    runs: list[RunResult],
+    rows: dict[str, int],
+    refit_full: bool,
+    deadline: float,
 ) -> str:
     """Why the kept ensemble gives way to the best single run ("" when it does not): its refit
-    is not expected to fit in the time left while the single run's is. More rows beat the blend
-    (QUALITY_NOTES; on the hpc table a training-split ensemble scored 0.778 on the benchmark's
-    test rows where refitted ones scored 0.81-0.83)."""
-    import pyarrow.parquet as pq
-
-    rows = {n: pq.ParquetFile(i.paths[n]).metadata.num_rows for n in ("train", "valid", "test")}
-    # The refit that matters most: the deployed one on every labelled row (else train + valid).
-    refit_rows = sum(rows.values())
-    if not ctx.config.model.refit_full:
-        refit_rows -= rows["test"]
-    left = _refit_deadline(i) - time.monotonic()
-    members = refit.members_of(combined, runs)
-    theirs = refit.expected_seconds(members, rows["train"], refit_rows)
-    mine = refit.expected_seconds([best], rows["train"], refit_rows)
-    if not members or theirs <= left or mine > left:
+    is not expected to end by `deadline` while the single run's is (`refit.fits_in_time`). More
+    rows beat the blend (QUALITY_NOTES; on the hpc table a training-split ensemble scored 0.778
+    on the benchmark's test rows where refitted ones scored 0.81-0.83)."""
+    fits = functools.partial(refit.fits_in_time, runs=runs, rows=rows, refit_full=refit_full)
+    if fits(combined, deadline=deadline) or not fits(best, deadline=deadline):
         return ""
+    left = deadline - time.monotonic()
     return (
-        f"its refit ({theirs:.1f}s expected) would not fit in the {left:.1f}s left, while "
-        f"{best.candidate}'s ({mine:.1f}s) does: {best.candidate} alone, refitted on more rows"
+        f"its refit would not fit in the {left:.1f}s left, while {best.candidate}'s does: "
+        f"{best.candidate} alone, refitted on more rows"
     )
 
 

@@ -204,6 +204,23 @@ def expected_seconds(members: list[RunResult], train_rows: int, *row_counts: int
     return max(cost, EXPORT_DEFAULT_S) * MARGIN / max(1, train_rows) * sum(row_counts)
 
 
+def fits_in_time(
+    model: RunResult,
+    runs: list[RunResult],
+    rows: dict[str, int],
+    *,
+    refit_full: bool,
+    deadline: float,
+) -> bool:
+    """Whether the refit that matters most for `model` (the deployed one on every labelled row;
+    train + validation when `refit_full` is off) is expected to end by `deadline`. `rows`: the
+    rows of the train, valid and test splits."""
+    members = members_of(model, runs)
+    total = rows["train"] + rows["valid"] + (rows["test"] if refit_full else 0)
+    expected = expected_seconds(members, rows["train"], total)
+    return bool(members) and time.monotonic() + expected <= deadline
+
+
 def members_of(best: RunResult, runs: list[RunResult]) -> list[RunResult]:
     """The runs a refit of `best` fits again: itself, or the ensemble's members."""
     if best.candidate != ensemble.NAME:

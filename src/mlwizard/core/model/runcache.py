@@ -21,6 +21,7 @@ from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.model.jobs import RunResult
 
 SEARCH_VERSION = 3  # bump when training code changes what a run produces
+STORED_FILES = ("onnx", "joblib", "oof")  # a run's files, stored by name beside its result
 KEY_PACKAGES = ("scikit-learn", "catboost", "numpy", "skl2onnx", "onnx", "onnxruntime")
 
 
@@ -60,7 +61,7 @@ def _versions() -> dict[str, str | None]:
 def save(files: RunFiles, result: RunResult) -> None:
     """Write the result last: its presence marks the run finished. Paths stored by file name."""
     stored = result.to_dict()
-    for name in ("onnx", "joblib", "oof"):
+    for name in STORED_FILES:
         stored[name] = Path(stored[name]).name if stored.get(name) else None
     atomic.write_json(files.result, stored)
 
@@ -80,7 +81,7 @@ def load(files: RunFiles, budget_s: float) -> RunResult | None:
         return None
     if not result.complete and float(result.budget_s or 0) < budget_s:
         return None
-    for name in ("onnx", "joblib", "oof"):
+    for name in STORED_FILES:
         stored = getattr(result, name)
         if stored:
             path = files.result.parent / stored

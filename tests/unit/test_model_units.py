@@ -250,6 +250,13 @@ def _fitted(name: str, schema: Any, x: pd.DataFrame, y: np.ndarray) -> Any:
     return pipeline
 
 
+def _saved(pipeline: Any, name: str, schema: Any, sample: pd.DataFrame, out: Path) -> dict:
+    """The run's files as a sweep leaves them: the fitted pipeline and its ONNX graph."""
+    joblib.dump(pipeline, out / f"{name}.joblib")
+    (out / f"{name}.onnx").write_bytes(export_pipeline(pipeline, schema, sample))
+    return {"joblib": str(out / f"{name}.joblib"), "onnx": str(out / f"{name}.onnx")}
+
+
 def test_an_ensemble_that_beats_its_members_is_one_onnx_graph_with_parity(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     schema = make_schema("binary")
@@ -260,9 +267,8 @@ def test_an_ensemble_that_beats_its_members_is_one_onnx_graph_with_parity(tmp_pa
     for name in ("hist_gradient_boosting", "catboost", "random_forest"):
         pipeline = _fitted(name, schema, x, y)
         score = metrics.evaluate("binary", y_valid, fitting.predict(pipeline, x_valid, 2), 2)
-        path = tmp_path / f"{name}.joblib"
-        joblib.dump(pipeline, path)
-        runs.append(RunResult(name, "done", score=score["roc_auc"], joblib=str(path), key=name))
+        files = _saved(pipeline, name, schema, x_valid, tmp_path)
+        runs.append(RunResult(name, "done", score=score["roc_auc"], key=name, **files))
     chosen = ensemble.members(runs, "maximize")
     best = chosen[0]
     combined, note = ensemble.attempt(
@@ -316,7 +322,7 @@ def test_an_ensemble_is_judged_out_of_fold_like_the_single_runs(tmp_path: Path) 
     runs = []
     for name in ("hist_gradient_boosting", "random_forest", "linear"):
         pipeline = _fitted(name, schema, x, y)
-        joblib.dump(pipeline, tmp_path / f"{name}.joblib")
+        files = _saved(pipeline, name, schema, x_valid, tmp_path)
         positive = np.clip(0.5 + 0.2 * (2 * y - 1) + rng.normal(0, 0.3, len(y)), 0, 1)
         held = [np.column_stack([1 - positive[rows], positive[rows]]) for _, rows in folds.folds]
         scores = [
@@ -332,9 +338,9 @@ def test_an_ensemble_is_judged_out_of_fold_like_the_single_runs(tmp_path: Path) 
                 "done",
                 score=validation["roc_auc"],
                 cv=cv_record,
-                joblib=str(tmp_path / f"{name}.joblib"),
                 oof=str(saved),
                 key=name,
+                **files,
             )
         )
     best = choice.best(runs, "maximize")

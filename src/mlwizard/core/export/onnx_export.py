@@ -58,6 +58,10 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
 
     from mlwizard.core.export import catboost_onnx, features_graph, target_encoding
 
+    voting = _voting(pipeline)
+    if voting is not None:  # each member converted on its own, the graphs then composed
+        members = [export_pipeline(member, schema, sample) for member in voting.estimators_]
+        return export_ensemble(members, voting.weights, schema, sample)
     trees.align_thresholds(pipeline)  # in place; predictions on float32 inputs unchanged
     if catboost_onnx.contains_catboost(pipeline):
         catboost_onnx.register()
@@ -79,7 +83,37 @@ def export_pipeline(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) ->
         raise ExportError(_conversion_reason(exc)) from exc
     if skewed:  # the log-scale prediction mapped back, inside the graph
         model = features_graph.append_inverse(model)
-    data = _normalised(model)
+    return _runnable(_normalised(model), classifier, schema, sample)
+
+
+def export_ensemble(
+    members: list[bytes], weights: Any, schema: Schema, sample: pd.DataFrame
+) -> bytes:
+    """The ensemble of `members` (their `export_pipeline` bytes) with `weights` (None: equal)
+    as one ONNX model, composed from the members' graphs (`ensemble_graph`): the same bytes as
+    `export_pipeline` gives for the voting pipeline over the same members."""
+    from mlwizard.core.export.ensemble_graph import CompositionError, compose
+
+    classifier = schema.task != "regression"
+    averaged = CLASSIFIER_OUTPUTS[1] if classifier else REGRESSOR_OUTPUTS[0]
+    listed = None if weights is None else [float(w) for w in weights]
+    try:
+        model = compose(members, listed, averaged)
+    except CompositionError as exc:
+        raise ExportError(f"ensemble graph not composed: {exc}") from exc
+    return _runnable(_normalised(model), classifier, schema, sample)
+
+
+def _voting(pipeline: Pipeline) -> Any:
+    """The voting model of an ensemble pipeline (`model.ensemble.assemble`), else None."""
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+
+    final = pipeline.steps[-1][1] if len(pipeline.steps) == 1 else None
+    return final if isinstance(final, VotingClassifier | VotingRegressor) else None
+
+
+def _runnable(data: bytes, classifier: bool, schema: Schema, sample: pd.DataFrame) -> bytes:
+    """`data`, once it loads in onnxruntime, has the expected outputs and runs on `sample`."""
     expected = CLASSIFIER_OUTPUTS if classifier else REGRESSOR_OUTPUTS
     try:
         session = make_session(data)

@@ -16,15 +16,15 @@ weights are found on validation predictions and kept only if they beat equal wei
 cross-fitted on its two halves, and the ensemble must beat the best run's validation score.
 
 The ensemble is kept only if it wins and its export reproduces it; otherwise the best single
-run stays. It is tried only when the clock allows its export, estimated from what the members'
-own exports took; a member whose export would not fit in the time left is passed over for the
-next best run. After the choice, `refit` refits the members and rebuilds the ensemble with the
-same weights (`assemble`).
+run stays. Its ONNX graph is composed from the members' graphs beside their runs, not converted
+again (`export.ensemble_graph`). It is tried only when the clock allows the attempt, estimated
+from what the members' own exports took; a member whose share would not fit in the time left is
+passed over for the next best run. After the choice, `refit` refits the members and rebuilds the
+ensemble with the same weights (`assemble`).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,18 +38,17 @@ from sklearn.preprocessing import LabelEncoder
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import Direction
-from mlwizard.core.export.onnx_export import ExportError, export_pipeline
+from mlwizard.core.export.onnx_export import ExportError, export_ensemble
 from mlwizard.core.export.parity import check_export
 from mlwizard.core.kernel import atomic
 from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.model import fitting, oof
 from mlwizard.core.model.choice import rank_score, ranker
 from mlwizard.core.model.jobs import RunResult
-from mlwizard.core.model.metrics import evaluate, is_better
+from mlwizard.core.model.metrics import evaluate, is_better, score
 
 NAME = "ensemble"
 MAX_MEMBERS = 3
-SKL2ONNX_IMPORT_S = 2.0  # first conversion in this process loads skl2onnx
 SAFETY = 1.5
 SELECTION_STEPS = 12  # greedy selection rounds: weights are multiples of 1/12
 
@@ -74,9 +73,10 @@ def members(
 
 
 def expected_seconds(chosen: list[RunResult]) -> float:
-    exports = sum(float(r.export_s or 1.0) for r in chosen)
-    loading = 0.0 if "skl2onnx" in sys.modules else SKL2ONNX_IMPORT_S
-    return SAFETY * exports + loading
+    """An upper estimate of the attempt: each member's export, which included a parity check,
+    bounds the loading, predicting and parity work the ensemble repeats for it (its graph is
+    composed from the members', in milliseconds: `export.ensemble_graph`)."""
+    return SAFETY * sum(float(r.export_s or 1.0) for r in chosen)
 
 
 def build(chosen: list[RunResult], schema: Schema, weights: list[float] | None = None) -> Pipeline:
@@ -162,8 +162,9 @@ def attempt(
     )
     if not is_better(score, theirs, direction):
         return None, f"{what}, not better than {best.candidate} alone: not kept"
+    graphs = [r.onnx_path.read_bytes() for r in chosen]  # beside the runs: composed, not redone
     try:
-        model = export_pipeline(pipeline, schema, x_valid)
+        model = export_ensemble(graphs, weights, schema, x_valid)
     except ExportError as exc:
         return None, f"{what}, but not deployable ({exc.reason}): not kept"
     parity = check_export(pipeline, model, {"valid": x_valid}, schema)
@@ -306,4 +307,4 @@ def _blend(predictions: list[np.ndarray], weights: list[float] | None) -> np.nda
 
 
 def _score(prediction: np.ndarray, y: np.ndarray, task: str, n_classes: int, metric: str) -> Any:
-    return evaluate(task, y, prediction, n_classes).get(metric)
+    return score(task, y, prediction, n_classes, metric)

@@ -447,6 +447,31 @@ def test_metrics_details() -> None:
     assert metrics.evaluate("regression", np.zeros(3), np.ones(3))["mape"] is None
 
 
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_one_metric_alone_is_the_value_evaluate_reports(task: str) -> None:
+    """`metrics.score` computes one metric without the others; the searches, the ensemble's
+    weights and permutation importance rely on it being `evaluate`'s value exactly."""
+    rng = np.random.default_rng(4)
+    n_classes = {"binary": 2, "multiclass": 4, "regression": 0}[task]
+    if task == "regression":
+        y = rng.normal(size=300)
+        prediction = y + rng.normal(scale=0.5, size=300)
+        cases = [(y, prediction, None)]
+    else:
+        y = rng.integers(0, n_classes, 300)
+        prediction = rng.dirichlet(np.ones(n_classes), 300)
+        # one class only (AUC undefined), and a decision threshold for the binary task
+        cases = [(y, prediction, None), (np.zeros(300, dtype=np.int64), prediction, None)]
+        if task == "binary":
+            cases.append((y, prediction, 0.3))
+    for truth, predicted, cut in cases:
+        every = metrics.evaluate(task, truth, predicted, n_classes, cut)
+        assert set(every) == set(metrics.TASK_METRICS[task])
+        for name, value in every.items():
+            assert metrics.score(task, truth, predicted, n_classes, name, cut) == value, name
+    assert metrics.score(task, y, prediction, n_classes, "no_such_metric") is None
+
+
 def test_slices_and_too_good() -> None:
     schema = make_schema("binary")
     frame = table("binary", 500, np.random.default_rng(0), unseen=False)

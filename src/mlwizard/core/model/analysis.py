@@ -21,7 +21,8 @@ from sklearn.pipeline import Pipeline
 
 from mlwizard.core.contract.schema import Schema
 from mlwizard.core.contract.tasks import Direction
-from mlwizard.core.model.metrics import evaluate, predicted_labels
+from mlwizard.core.model.metrics import predicted_labels
+from mlwizard.core.model.metrics import score as metric_score
 
 NUMERIC_BINS = 5
 TOP_SLICES = 10
@@ -166,7 +167,7 @@ def permutation_importance(
     sign = 1.0 if direction == "maximize" else -1.0
 
     def score(features: pd.DataFrame, truth: np.ndarray) -> float:
-        value = evaluate(schema.task, truth, predict(pipeline, features), n_classes).get(metric)
+        value = metric_score(schema.task, truth, predict(pipeline, features), n_classes, metric)
         return sign * value if value is not None else float("nan")
 
     def per_column() -> float:

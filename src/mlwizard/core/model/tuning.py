@@ -32,7 +32,7 @@ from mlwizard.core.contract.tasks import Direction
 from mlwizard.core.model import fitting
 from mlwizard.core.model.candidates import FAMILIES, Params, plain
 from mlwizard.core.model.cv import CvPlan
-from mlwizard.core.model.metrics import evaluate, is_better
+from mlwizard.core.model.metrics import is_better, score
 
 
 @dataclass
@@ -130,11 +130,11 @@ def search(
             pipeline, family, x.iloc[fit_rows], y[fit_rows], seed=seed, deadline=stop_at
         )
         prediction = fitting.predict(pipeline, x.iloc[score_rows], n_classes)
-        score = evaluate(schema_task, y[score_rows], prediction, n_classes).get(metric)
+        scored = score(schema_task, y[score_rows], prediction, n_classes, metric)
         seconds = time.perf_counter() - started
         timings.setdefault(at[0], []).append(seconds)
         return _Fold(
-            score, info.rounds, seconds, info.truncated, pipeline, len(fit_rows), prediction
+            scored, info.rounds, seconds, info.truncated, pipeline, len(fit_rows), prediction
         )
 
     def out_of_time(at: Position) -> float | None:

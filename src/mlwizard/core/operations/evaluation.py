@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlwizard.core.contract.schema import Schema
-from mlwizard.core.model.metrics import evaluate
+from mlwizard.core.model.metrics import score as metric_score
 
 BOOTSTRAP_REPS = 300
 BOOTSTRAP_MAX_ROWS = 5000  # a larger sample is subsampled (once, seeded) before resampling
@@ -133,7 +133,7 @@ def metric_value(
     if not isinstance(fast, _Slow):
         return fast
     n_classes = len(schema.classes or [])
-    return evaluate(schema.task, y, output, n_classes, threshold).get(metric)
+    return metric_score(schema.task, y, output, n_classes, metric, threshold)
 
 
 class _Slow:

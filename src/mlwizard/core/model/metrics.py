@@ -1,11 +1,13 @@
 """Evaluation metrics per task, the details behind them, and how to compare two scores.
 
-`evaluate` gives flat scores (what the leaderboard and the success gate compare); `details` gives
-the confusion matrix, reliability curve and residual distribution for `evaluation.json`.
+`evaluate` gives flat scores (what the leaderboard and the success gate compare), `score` one of
+them alone; `details` gives the confusion matrix, reliability curve and residual distribution for
+`evaluation.json`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -141,6 +143,7 @@ def _classification(
     if n_classes == 2:
         both = present == 2
 
+        @functools.cache  # reported twice, as average_precision and as pr_auc
         def average_precision() -> Any:
             return skm.average_precision_score(y, proba[:, 1]) if both else None
 

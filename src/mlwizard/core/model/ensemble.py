@@ -45,7 +45,8 @@ from mlwizard.core.kernel.hashing import hash_value
 from mlwizard.core.model import fitting, oof
 from mlwizard.core.model.choice import rank_score, ranker
 from mlwizard.core.model.jobs import RunResult
-from mlwizard.core.model.metrics import evaluate, is_better, score
+from mlwizard.core.model.metrics import evaluate, is_better
+from mlwizard.core.model.metrics import score as metric_score
 
 NAME = "ensemble"
 MAX_MEMBERS = 3
@@ -307,4 +308,4 @@ def _blend(predictions: list[np.ndarray], weights: list[float] | None) -> np.nda
 
 
 def _score(prediction: np.ndarray, y: np.ndarray, task: str, n_classes: int, metric: str) -> Any:
-    return score(task, y, prediction, n_classes, metric)
+    return metric_score(task, y, prediction, n_classes, metric)

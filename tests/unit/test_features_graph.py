@@ -218,7 +218,8 @@ def test_the_data_phase_keeps_dates_and_text_as_features(tmp_path: Path) -> None
 
 def test_an_ensemble_with_a_log_scale_member_converts_with_parity() -> None:
     """A log-target member inside a VotingRegressor used to fail the ensemble's export
-    (skl2onnx had no converter for `SkewedTarget`), so such an ensemble was never kept."""
+    (skl2onnx had no converter for `SkewedTarget`), so such an ensemble was never kept; each
+    member is now exported on its own, the log inverse inside its graph, and composed."""
     from mlwizard.core.model import ensemble
 
     schema, x, y = _skewed_prices(500, 4)

@@ -284,9 +284,6 @@ def register() -> None:
 
     update_registered_converter(DateParts, "MlwizardDateParts", _shape, _convert)
     update_registered_converter(Grid, "MlwizardGrid", _grid_shape, _grid_convert)
-    # A `SkewedTarget` exported alone converts as its plain pipeline (`append_inverse` follows);
-    # inside an ensemble (VotingRegressor) skl2onnx converts each member by its type: this one.
-    update_registered_converter(SkewedTarget, "MlwizardSkewedTarget", _skewed_shape, _skewed)
     _registered = True
 
 
@@ -337,36 +334,6 @@ def forward(y: Any) -> np.ndarray:
 
 def inverse(z: np.ndarray) -> np.ndarray:
     return np.sign(z) * np.expm1(np.abs(z))
-
-
-def _skewed_shape(operator: Any) -> None:
-    from skl2onnx.common.data_types import FloatTensorType
-
-    operator.outputs[0].type = FloatTensorType([None, 1])
-
-
-def _skewed(scope: Any, operator: Any, container: Any) -> None:
-    """A `SkewedTarget` as an ensemble member: its steps' graph (parsed as skl2onnx's own
-    pipeline converter parses them), then the log-scale output mapped back (`inverse`)."""
-    from onnx import TensorProto
-    from skl2onnx._parse import _parse_sklearn
-
-    inputs = operator.inputs
-    for _, step in operator.raw_operator.steps:
-        inputs = _parse_sklearn(scope, step, inputs, custom_parsers=None)
-    z = inputs[0].full_name
-    one = scope.get_unique_variable_name("skewed_one")
-    container.add_initializer(one, TensorProto.FLOAT, [1], [1.0])
-    names = {k: scope.get_unique_variable_name(f"skewed_{k}") for k in ("abs", "exp", "m1", "sg")}
-    nodes = (
-        ("Abs", [z], names["abs"]),
-        ("Exp", [names["abs"]], names["exp"]),
-        ("Sub", [names["exp"], one], names["m1"]),
-        ("Sign", [z], names["sg"]),
-        ("Mul", [names["sg"], names["m1"]], operator.outputs[0].full_name),
-    )
-    for op, ins, out in nodes:
-        container.add_node(op, ins, out, name=scope.get_unique_operator_name(f"Skewed{op}"))
 
 
 def append_inverse(model: Any, output: str = "variable") -> Any:

@@ -53,6 +53,18 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def test_connections_bound_memory_and_return_what_queries_free() -> None:
+    con = sources.connect()
+    try:
+        setting = "SELECT current_setting(?)"
+        limit = con.execute(setting, ["memory_limit"]).fetchone()
+        purging = con.execute(setting, ["allocator_background_threads"]).fetchone()
+    finally:
+        con.close()
+    assert limit == ("953.6 MiB",)  # 1 GB, as DuckDB prints it
+    assert purging == (True,)
+
+
 # -- CSV and TSV -------------------------------------------------------------------------------
 
 
